@@ -1,0 +1,58 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/kraken-ops/kraken/tentacle"
+)
+
+// LocalOptions configures a tentacle opened on this machine.
+type LocalOptions struct {
+	Deno string // the Deno binary
+	// SecretsPath, if set, is the only secrets source (--secrets).
+	SecretsPath string
+	// MountedSecrets is the cluster's secret mount; "" skips it.
+	MountedSecrets string
+	MemoryMB       int
+	Logger         *slog.Logger
+}
+
+// Local is a tentacle loaded from a directory with its worker running:
+// what `kraken engine` serves and what the developer commands use.
+type Local struct {
+	Workflow *tentacle.Workflow
+	Worker   *Deno
+	Exec     *Executor
+}
+
+// OpenLocal loads, validates and compiles the tentacle in dir and starts
+// its worker.
+func OpenLocal(ctx context.Context, dir string, opts LocalOptions) (*Local, error) {
+	wf, err := tentacle.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	secrets, err := tentacle.LoadSecrets(wf.Dir, opts.SecretsPath, opts.MountedSecrets)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", wf.Name, err)
+	}
+	w, err := NewDeno(DenoConfig{Binary: opts.Deno, Workflow: wf, Secrets: secrets, MemoryMB: opts.MemoryMB, Logger: opts.Logger})
+	if err != nil {
+		return nil, err
+	}
+	exec, err := NewExecutor(wf, w)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := w.Start(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("%s: %w", wf.Name, err)
+	}
+	return &Local{Workflow: wf, Worker: w, Exec: exec}, nil
+}
+
+// Close stops the worker.
+func (l *Local) Close() error { return l.Worker.Close() }

@@ -1,0 +1,172 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// maxInput bounds a run's input body.
+const maxInput = 8 << 20
+
+// Server serves a tentacle as `kraken engine` does in its pod:
+// POST /run (GET too) and GET /health.
+type Server struct {
+	exec    *Executor
+	log     *slog.Logger
+	started time.Time
+	loadErr func() map[string]string
+
+	inFlight atomic.Int64
+	mu       sync.Mutex
+	stats    runStats
+}
+
+type runStats struct {
+	total, failed int64
+	lastFailed    bool
+	lastError     string
+	lastErrorAt   time.Time
+}
+
+// NewServer serves runs of exec. loadErrors, if set, reports nodes that
+// do not load, for /health?detail=1.
+func NewServer(exec *Executor, log *slog.Logger, loadErrors func() map[string]string) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{exec: exec, log: log, started: time.Now(), loadErr: loadErrors}
+}
+
+// Handler routes the engine's endpoints.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /run", s.handleRun)
+	mux.HandleFunc("GET /run", s.handleRun)
+	mux.HandleFunc("GET /health", s.handleHealth)
+	return mux
+}
+
+func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxInput))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "the run input is larger than 8 MiB"})
+			return
+		}
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "the run input could not be read: " + err.Error()})
+		return
+	}
+	runID := r.Header.Get("X-Kraken-Run-Id")
+	if runID == "" {
+		runID = NewRunID()
+	}
+	// A run outlives a client that hangs up only until the node notices
+	// its context: the caller is the only one waiting for the result.
+	res := s.exec.Run(r.Context(), runID, body)
+	s.record(res)
+	status := http.StatusOK
+	if !res.Success {
+		status = http.StatusInternalServerError
+	}
+	s.log.Info("run finished", "run", runID, "success", res.Success, "durationMs", res.Timing.DurationMs)
+	writeJSON(w, status, res)
+}
+
+func (s *Server) record(res *Result) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.total++
+	s.stats.lastFailed = !res.Success
+	if !res.Success {
+		s.stats.failed++
+		for node, msg := range res.Errors {
+			s.stats.lastError = node + ": " + msg
+			break
+		}
+		s.stats.lastErrorAt = time.Now()
+	}
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("detail") == "" {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return
+	}
+	s.mu.Lock()
+	st := s.stats
+	s.mu.Unlock()
+	detail := map[string]any{
+		"status":        "ok",
+		"uptimeSeconds": int64(time.Since(s.started).Seconds()),
+		"totalEvents":   st.total,
+		"errorCount":    st.failed,
+		"errorRate":     0.0,
+		"inFlight":      s.inFlight.Load(),
+		"lastRunFailed": st.lastFailed,
+	}
+	if st.total > 0 {
+		detail["errorRate"] = float64(st.failed) / float64(st.total)
+	}
+	if st.lastError != "" {
+		detail["lastError"] = st.lastError
+		detail["lastErrorAt"] = st.lastErrorAt.UTC().Format(time.RFC3339)
+	}
+	if s.loadErr != nil {
+		if le := s.loadErr(); len(le) > 0 {
+			detail["loadErrors"] = le
+		}
+	}
+	writeJSON(w, http.StatusOK, detail)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Serve serves on ln until ctx is done, then stops taking new runs and
+// gives the ones in flight up to grace to finish.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	// Runs get a context of their own: shutdown must not cut them off
+	// before the grace period is over.
+	runs, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRuns()
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return runs },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: finishing runs in flight", "inFlight", s.inFlight.Load(), "grace", grace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		// Out of patience: cancel what is left so its callers still get
+		// an answer saying so, then close.
+		cancelRuns()
+		cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer ccancel()
+		_ = srv.Shutdown(cctx)
+		return fmt.Errorf("runs still in flight after %s were cancelled", grace)
+	}
+	return nil
+}
