@@ -164,6 +164,8 @@ func TestDenoFailuresAreClear(t *testing.T) {
 			KindPermission, "tried to write /tmp/kraken-escape"},
 		{"imports from the network", `export default async function run() { return await import("https://deno.land/x/y.ts"); }`,
 			KindThrow, "deno.land"},
+		{"changes the shared config", `export default async function run(ctx) { ctx.config.greeting = "hijacked"; return 1; }`,
+			KindThrow, "object is not extensible"},
 		{"returns a BigInt", `export default async function run() { return 10n; }`, KindOutput, "cannot be sent as JSON"},
 		{"returns a cycle", `export default async function run() { const a: any = {}; a.a = a; return a; }`, KindOutput, "cannot be sent as JSON"},
 		{"no default export", `export function run() { return 1; }`, KindLoad, "no default export function"},
@@ -272,9 +274,13 @@ func TestDenoOutOfMemory(t *testing.T) {
 
 func TestDenoSecretsContractAndRedaction(t *testing.T) {
 	const token = "s3cr3t-weather-token"
-	var gotAuth string
+	var gotAuth, gotKey string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gotAuth = r.Header.Get("Authorization")
+		if k := r.Header.Get("X-API-Key"); k != "" {
+			gotKey = k
+		} else {
+			gotAuth = r.Header.Get("Authorization")
+		}
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"path":%q}`, r.URL.RequestURI())
 	}))
@@ -291,15 +297,23 @@ func TestDenoSecretsContractAndRedaction(t *testing.T) {
       auth:
         type: token
         secret: weather.token
-`, u.Port()), "call"),
+    maps:
+      protocol: http
+      host: 127.0.0.1
+      port: %s
+      auth:
+        type: api_key
+        secret: maps.key
+`, u.Port(), u.Port()), "call"),
 		"nodes/call.ts": `export default async function run(ctx) {
   const dep = ctx.dependency("weather");
   ctx.log.info("using token " + dep.secret);
   const res = await ctx.fetch("weather", "/forecast?city=Oslo");
+  await (await ctx.fetch("maps", "/tiles")).body?.cancel();
   return { body: await res.json(), host: dep.host, port: dep.port, same: dep.secret === ctx.secrets.weather.token };
 }`,
 	})
-	wf, w, logs := startWorker(t, dir, denoOpts{secrets: map[string]any{"weather": map[string]any{"token": token}}})
+	wf, w, logs := startWorker(t, dir, denoOpts{secrets: map[string]any{"weather": map[string]any{"token": token}, "maps": map[string]any{"key": "maps-api-key-42"}}})
 	res := runOnce(t, wf, w, `{}`)
 	if !res.Success {
 		t.Fatalf("errors = %v", res.Errors)
@@ -308,8 +322,8 @@ func TestDenoSecretsContractAndRedaction(t *testing.T) {
 	if string(res.Outputs["call"]) != want {
 		t.Fatalf("output = %s, want %s", res.Outputs["call"], want)
 	}
-	if gotAuth != "Bearer "+token {
-		t.Fatalf("Authorization = %q", gotAuth)
+	if gotAuth != "Bearer "+token || gotKey != "maps-api-key-42" {
+		t.Fatalf("Authorization = %q, X-API-Key = %q", gotAuth, gotKey)
 	}
 	if out := logs.String(); strings.Contains(out, token) || !strings.Contains(out, "using token [redacted]") {
 		t.Fatalf("secret not redacted in logs:\n%s", out)

@@ -29,11 +29,11 @@ func (r *report) config(o *object) Config {
 			c.Retries = v
 		}
 	}
-	for _, k := range co.unknown([]string{"retries", "timeout"}) {
+	for _, i := range co.unknown([]string{"retries", "timeout"}) {
 		if c.Extras == nil {
 			c.Extras = map[string]any{}
 		}
-		c.Extras[k.Value] = plainValue(co.vals[k.Value])
+		c.Extras[co.keys[i].Value] = plainValue(co.vals[i])
 	}
 	return c
 }

@@ -67,12 +67,12 @@ func (r *report) contract(o *object) *Contract {
 	if !ok {
 		return c
 	}
-	for _, k := range do.keys {
+	for i, k := range do.keys {
 		name := k.Value
 		if err := checkIdent("dependency name", name); err != nil {
 			r.errorf(k, do.path(name), "%v", err)
 		}
-		c.Dependencies[name] = r.dependency(do.vals[name], k, do.path(name), name)
+		c.Dependencies[name] = r.dependency(do.vals[i], k, do.path(name), name)
 	}
 	c.DependencyNames = slices.Sorted(maps.Keys(c.Dependencies))
 	return c
@@ -99,11 +99,11 @@ func (r *report) dependency(n, key *yaml.Node, field, name string) Dependency {
 	d.AdditionalEgress = r.networkPolicy(o)
 	// Keys this version does not know are kept, never rejected: real
 	// contracts carry some (e.g. channels).
-	for _, k := range o.unknown(dependencyKeys) {
+	for _, i := range o.unknown(dependencyKeys) {
 		if d.Extra == nil {
 			d.Extra = map[string]any{}
 		}
-		d.Extra[k.Value] = plainValue(o.vals[k.Value])
+		d.Extra[o.keys[i].Value] = plainValue(o.vals[i])
 	}
 	r.dependencyNeeds(o, d)
 	return d
@@ -123,7 +123,7 @@ func (r *report) dependencyNeeds(o *object, d Dependency) {
 		return
 	}
 	if d.Type != "" {
-		r.warnf(o.vals["type"], o.path("type"), "unknown dependency type %q is ignored (only %q has a meaning)", d.Type, dynamicTarget)
+		r.warnf(o.value("type"), o.path("type"), "unknown dependency type %q is ignored (only %q has a meaning)", d.Type, dynamicTarget)
 	}
 	if d.Protocol == "" {
 		o.need("protocol")
@@ -131,7 +131,7 @@ func (r *report) dependencyNeeds(o *object, d Dependency) {
 	}
 	needs, known := protocolNeeds[d.Protocol]
 	if !known {
-		r.warnf(o.vals["protocol"], o.path("protocol"), "unknown protocol %q; the dependency is kept but not checked%s",
+		r.warnf(o.value("protocol"), o.path("protocol"), "unknown protocol %q; the dependency is kept but not checked%s",
 			d.Protocol, didYouMean(d.Protocol, slices.Sorted(maps.Keys(protocolNeeds))))
 		return
 	}

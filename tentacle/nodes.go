@@ -14,7 +14,7 @@ var nodeKeys = []string{"capabilities", "description", "path"}
 func (r *report) nodes(o *object) (map[string]Node, []string, map[string]*yaml.Node) {
 	nodes := map[string]Node{}
 	paths := map[string]*yaml.Node{}
-	if _, present := o.vals["nodes"]; !present {
+	if o.value("nodes") == nil {
 		r.errorf(o.at, "nodes", `missing required field "nodes"`)
 		return nodes, nil, paths
 	}
@@ -23,17 +23,17 @@ func (r *report) nodes(o *object) (map[string]Node, []string, map[string]*yaml.N
 		return nodes, nil, paths
 	}
 	if len(no.keys) == 0 {
-		r.errorf(o.vals["nodes"], "nodes", "must declare at least one node")
+		r.errorf(o.value("nodes"), "nodes", "must declare at least one node")
 		return nodes, nil, paths
 	}
-	for _, k := range no.keys {
+	for i, k := range no.keys {
 		id := k.Value
 		if err := checkIdent("node id", id); err != nil {
 			r.errorf(k, no.path(id), "%v", err)
 		}
 		// An invalid id still makes a node, so that edges naming it do
 		// not pile up "unknown node" errors.
-		nodes[id] = r.node(no.vals[id], k, no.path(id), id, paths)
+		nodes[id] = r.node(no.vals[i], k, no.path(id), id, paths)
 	}
 	return nodes, slices.Sorted(maps.Keys(nodes)), paths
 }

@@ -12,9 +12,11 @@ type object struct {
 	r     *report
 	field string     // dotted path of the mapping; "" for the document root
 	at    *yaml.Node // where a missing field is reported
-	keys  []*yaml.Node
-	byKey map[string]*yaml.Node // key node by name
-	vals  map[string]*yaml.Node // value node by name
+	// keys and vals are the entries in file order, duplicates left out.
+	// Lookups scan them: most mappings have a handful of keys, and the
+	// big ones (nodes, dependencies) are only ever iterated.
+	keys []*yaml.Node
+	vals []*yaml.Node
 }
 
 // object starts reading n as a mapping. at is where missing fields are
@@ -25,7 +27,7 @@ func (r *report) object(n, at *yaml.Node, field string) (o *object, ok bool) {
 	if at == nil {
 		at = n
 	}
-	o = &object{r: r, field: field, at: at, byKey: map[string]*yaml.Node{}, vals: map[string]*yaml.Node{}}
+	o = &object{r: r, field: field, at: at}
 	if n == nil || isNull(n) {
 		return o, true
 	}
@@ -33,25 +35,43 @@ func (r *report) object(n, at *yaml.Node, field string) (o *object, ok bool) {
 		r.errorf(n, field, "must be a mapping, got %s", describe(n))
 		return o, false
 	}
+	o.keys = make([]*yaml.Node, 0, len(n.Content)/2)
+	o.vals = make([]*yaml.Node, 0, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i]
 		// checkTree has reported odd and duplicate keys; the first one wins.
-		if k.Kind != yaml.ScalarNode || o.byKey[k.Value] != nil {
+		if k.Kind != yaml.ScalarNode || r.dupKeys[k] {
 			continue
 		}
 		o.keys = append(o.keys, k)
-		o.byKey[k.Value] = k
-		o.vals[k.Value] = n.Content[i+1]
+		o.vals = append(o.vals, n.Content[i+1])
 	}
 	return o, true
+}
+
+// lookup returns the key and value nodes of key, or nils.
+func (o *object) lookup(key string) (k, v *yaml.Node) {
+	for i, k := range o.keys {
+		if k.Value == key {
+			return k, o.vals[i]
+		}
+	}
+	return nil, nil
+}
+
+// value returns the value node of key as written, null included; nil
+// when the key is absent.
+func (o *object) value(key string) *yaml.Node {
+	_, v := o.lookup(key)
+	return v
 }
 
 func (o *object) path(key string) string { return join(o.field, key) }
 
 // get returns the value of key, or nil when it is absent or null.
 func (o *object) get(key string) *yaml.Node {
-	n := o.vals[key]
-	if n == nil || isNull(n) {
+	n := o.value(key)
+	if isNull(n) {
 		return nil
 	}
 	return n
@@ -59,15 +79,17 @@ func (o *object) get(key string) *yaml.Node {
 
 // child starts reading the mapping under key.
 func (o *object) child(key string) (*object, bool) {
-	return o.r.object(o.get(key), o.byKey[key], o.path(key))
+	k, _ := o.lookup(key)
+	return o.r.object(o.get(key), k, o.path(key))
 }
 
-// unknown returns the keys of o that are not in known.
-func (o *object) unknown(known []string) []*yaml.Node {
-	var out []*yaml.Node
-	for _, k := range o.keys {
+// unknown returns the positions in keys and vals of the keys that are not
+// in known.
+func (o *object) unknown(known []string) []int {
+	var out []int
+	for i, k := range o.keys {
 		if !slices.Contains(known, k.Value) {
-			out = append(out, k)
+			out = append(out, i)
 		}
 	}
 	return out
@@ -75,7 +97,8 @@ func (o *object) unknown(known []string) []*yaml.Node {
 
 // only reports every key outside known as an error.
 func (o *object) only(known ...string) {
-	for _, k := range o.unknown(known) {
+	for _, i := range o.unknown(known) {
+		k := o.keys[i]
 		o.r.errorf(k, o.path(k.Value), "unknown field %q%s", k.Value, unknownHint(k.Value, known))
 	}
 }
@@ -83,7 +106,8 @@ func (o *object) only(known ...string) {
 // onlyWarn is only for blocks where an unknown key must not stop a real
 // tentacle from validating.
 func (o *object) onlyWarn(known ...string) {
-	for _, k := range o.unknown(known) {
+	for _, i := range o.unknown(known) {
+		k := o.keys[i]
 		o.r.warnf(k, o.path(k.Value), "unknown field %q is ignored%s", k.Value, unknownHint(k.Value, known))
 	}
 }
@@ -91,9 +115,9 @@ func (o *object) onlyWarn(known ...string) {
 // need reports key as missing or empty. A value of the wrong kind is not
 // reported again: the reader of that value already did.
 func (o *object) need(key string) {
-	n, ok := o.vals[key]
+	n := o.value(key)
 	switch {
-	case !ok:
+	case n == nil:
 		o.r.errorf(o.at, o.path(key), "missing required field %q", key)
 	case n.Kind == yaml.ScalarNode && (isNull(n) || n.Value == ""):
 		o.r.errorf(n, o.path(key), "must not be empty")
@@ -182,8 +206,8 @@ func (o *object) strMap(key string) map[string]string {
 		return nil
 	}
 	out := make(map[string]string, len(m.keys))
-	for _, k := range m.keys {
-		v := m.vals[k.Value]
+	for i, k := range m.keys {
+		v := m.vals[i]
 		switch {
 		case isNull(v):
 			out[k.Value] = ""

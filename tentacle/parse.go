@@ -85,9 +85,10 @@ func (p *parsed) document(data []byte) *yaml.Node {
 		r.errorf(root, "", "a workflow must be a mapping of fields (name, version, nodes, ...), got %s", describe(root))
 		return nil
 	}
-	noAliases := checkTree(root, "", func(at *yaml.Node, field, msg string) {
+	dups, noAliases := checkTree(root, func(at *yaml.Node, field, msg string) {
 		r.errorf(at, field, "%s", msg)
 	})
+	r.dupKeys = dups
 	if !noAliases {
 		return nil
 	}

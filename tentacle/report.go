@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -15,6 +16,8 @@ type report struct {
 	file  string
 	errs  []Problem
 	warns []Problem
+	// dupKeys are the repeated keys checkTree found, for readers to skip.
+	dupKeys map[*yaml.Node]bool
 }
 
 func (r *report) errorf(at *yaml.Node, field, format string, args ...any) {
@@ -60,7 +63,7 @@ func join(parent, key string) string {
 
 // index builds field paths such as "edges[2]".
 func index(parent string, i int) string {
-	return fmt.Sprintf("%s[%d]", parent, i)
+	return parent + "[" + strconv.Itoa(i) + "]"
 }
 
 // oneOf renders allowed values for messages: "manual, cron, queue, webhook".

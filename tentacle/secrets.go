@@ -172,7 +172,7 @@ func loadSecretFile(path string) (map[string]any, error) {
 		return nil, r.err()
 	}
 	// Fields name keys; leave them out along with any value.
-	checkTree(root, "", func(at *yaml.Node, _, msg string) { r.errorf(at, "", "%s", msg) })
+	checkTree(root, func(at *yaml.Node, _, msg string) { r.errorf(at, "", "%s", msg) })
 	if err := r.err(); err != nil {
 		return nil, err
 	}

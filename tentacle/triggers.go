@@ -31,7 +31,7 @@ func (r *report) triggers(o *object) []Trigger {
 	n := o.get("triggers")
 	if n == nil || n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
 		at := o.at
-		if v := o.vals["triggers"]; v != nil {
+		if v := o.value("triggers"); v != nil {
 			at = v
 		}
 		r.warnf(at, "triggers", "no triggers declared; the workflow gets one manual trigger")
@@ -83,7 +83,8 @@ func (r *report) trigger(item *yaml.Node, field string, names map[string]*yaml.N
 	if tn != nil && slices.Contains(triggerTypes, typ) {
 		for _, key := range triggerKeys {
 			if want, specific := triggerFieldType[key]; specific && want != t.Type && o.get(key) != nil {
-				r.warnf(o.byKey[key], o.path(key), "ignored: only %s triggers use %s", want, key)
+				k, _ := o.lookup(key)
+				r.warnf(k, o.path(key), "ignored: only %s triggers use %s", want, key)
 			}
 		}
 	}

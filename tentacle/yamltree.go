@@ -67,40 +67,112 @@ func (r *report) syntaxError(err error) {
 // checkTree reports what YAML allows but a spec must not contain: aliases
 // (decoding them can expand a small file exponentially), merge keys, keys
 // that are not plain scalars, and duplicate keys (yaml.v3 keeps both when
-// decoding to nodes). It returns false when the tree holds an alias, which
-// the rest of the reader cannot follow. Messages never quote values.
-func checkTree(n *yaml.Node, field string, bad func(at *yaml.Node, field, msg string)) bool {
+// decoding to nodes). It returns the repeated keys, for readers to skip,
+// and false when the tree holds an alias, which readers cannot follow.
+// Messages never quote values.
+func checkTree(root *yaml.Node, bad func(at *yaml.Node, field, msg string)) (dups map[*yaml.Node]bool, noAliases bool) {
+	c := &treeChecker{bad: bad}
+	ok := c.walk(root)
+	return c.dups, ok
+}
+
+type treeChecker struct {
+	bad  func(at *yaml.Node, field, msg string)
+	dups map[*yaml.Node]bool
+	// path leads to the node being checked; it is rendered as a field
+	// only when there is something to report, which is rare.
+	path []pathStep
+}
+
+// pathStep is a mapping key, or a list index when key is nil.
+type pathStep struct {
+	key   *yaml.Node
+	index int
+}
+
+func (c *treeChecker) report(at *yaml.Node, msg string) {
+	field := ""
+	for _, s := range c.path {
+		if s.key == nil {
+			field = index(field, s.index)
+		} else {
+			field = join(field, s.key.Value)
+		}
+	}
+	c.bad(at, field, msg)
+}
+
+func (c *treeChecker) walk(n *yaml.Node) bool {
+	const aliasMsg = "aliases (*name) are not allowed"
 	ok := true
 	switch n.Kind {
 	case yaml.AliasNode:
-		bad(n, field, "aliases (*name) are not allowed")
+		c.report(n, aliasMsg)
 		return false
 	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			ok = checkTree(c, index(field, i), bad) && ok
+		for i, child := range n.Content {
+			c.path = append(c.path, pathStep{index: i})
+			ok = c.walk(child) && ok
+			c.path = c.path[:len(c.path)-1]
 		}
 	case yaml.MappingNode:
-		first := make(map[string]*yaml.Node, len(n.Content)/2)
+		seen := keySet{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			kf := join(field, k.Value)
+			k := n.Content[i]
 			switch {
 			case k.Kind == yaml.AliasNode:
-				bad(k, field, "aliases (*name) are not allowed")
+				c.report(k, aliasMsg)
 				ok = false
 			case k.Kind != yaml.ScalarNode:
-				bad(k, field, fmt.Sprintf("keys must be plain strings, not %s", describe(k)))
-			case k.ShortTag() == "!!merge":
-				bad(k, field, "merge keys (<<) are not supported")
-			case first[k.Value] != nil:
-				bad(k, kf, fmt.Sprintf("duplicate key; first defined at line %d", first[k.Value].Line))
-			default:
-				first[k.Value] = k
+				c.report(k, "keys must be plain strings, not "+describe(k))
+			case k.Value == "<<" && k.ShortTag() == "!!merge":
+				c.report(k, "merge keys (<<) are not supported")
 			}
-			ok = checkTree(v, kf, bad) && ok
+			c.path = append(c.path, pathStep{key: k})
+			if k.Kind == yaml.ScalarNode {
+				if first := seen.add(n, i); first != nil {
+					c.report(k, fmt.Sprintf("duplicate key; first defined at line %d", first.Line))
+					if c.dups == nil {
+						c.dups = map[*yaml.Node]bool{}
+					}
+					c.dups[k] = true
+				}
+			}
+			ok = c.walk(n.Content[i+1]) && ok
+			c.path = c.path[:len(c.path)-1]
 		}
 	}
 	return ok
+}
+
+// keySet finds repeated keys in one mapping: by scanning the keys before
+// for small mappings, which is cheaper than building a map, and with a map
+// for big ones, which would otherwise take quadratic time.
+type keySet struct {
+	big map[string]*yaml.Node
+}
+
+const smallMapping = 16
+
+// add returns the earlier key equal to the i-th entry of m, or nil.
+func (s *keySet) add(m *yaml.Node, i int) *yaml.Node {
+	k := m.Content[i]
+	if len(m.Content) <= 2*smallMapping {
+		for j := 0; j < i; j += 2 {
+			if prev := m.Content[j]; prev.Kind == yaml.ScalarNode && prev.Value == k.Value {
+				return prev
+			}
+		}
+		return nil
+	}
+	if s.big == nil {
+		s.big = make(map[string]*yaml.Node, len(m.Content)/2)
+	}
+	if first := s.big[k.Value]; first != nil {
+		return first
+	}
+	s.big[k.Value] = k
+	return nil
 }
 
 // plainValue converts a node to the Go values encoding/json would give
@@ -155,7 +227,18 @@ func scalarValue(n *yaml.Node) any {
 }
 
 func isNull(n *yaml.Node) bool {
-	return n == nil || n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+	if n == nil {
+		return true
+	}
+	if n.Kind != yaml.ScalarNode {
+		return false
+	}
+	// Resolving a tag is costly; only these plain values can be null.
+	switch n.Value {
+	case "", "~", "null", "Null", "NULL":
+		return n.ShortTag() == "!!null"
+	}
+	return n.Tag != "" && n.ShortTag() == "!!null"
 }
 
 // describe names a node's kind for messages such as "must be a mapping,

@@ -68,7 +68,11 @@ globalThis.addEventListener("error", (e) => {
 });
 
 function describe(e: unknown): string {
-  if (e instanceof Error) return e.message || e.name;
+  if (e instanceof Error) {
+    const msg = e.message || e.name;
+    // fetch says only "fetch failed"; the cause says why.
+    return e.cause instanceof Error ? `${msg}: ${e.cause.message}` : msg;
+  }
   try { return typeof e === "string" ? e : JSON.stringify(e); } catch { return String(e); }
 }
 
@@ -142,6 +146,13 @@ async function load(node: string, url: string): Promise<void> {
     modules.set(node, mod.default as NodeFn);
   } catch (e) {
     loadErrors[node] = `${node}: the file does not load: ${refusal(e) ?? describe(e)}`;
+  }
+}
+
+function deepFreeze(v: unknown): void {
+  if (v && typeof v === "object") {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
   }
 }
 
@@ -234,6 +245,9 @@ const input = lines();
 const first = await input.next();
 if (first.done) Deno.exit(0);
 init = JSON.parse(first.value) as Init;
+// Every node and run shares these objects: frozen, one cannot change what
+// the next one sees.
+deepFreeze(init);
 await Promise.all(Object.entries(init.nodes).map(([node, url]) => load(node, url)));
 send({ t: "ready", loadErrors });
 for await (const line of input) handle(line);
