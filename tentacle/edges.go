@@ -8,6 +8,11 @@ import (
 
 var edgeKeys = []string{"from", "to"}
 
+// maxNodeHints bounds the "did you mean" searches among node ids: both
+// the ids and the unknown names are the author's, and a file full of them
+// must not make validation quadratic. Past a few typos, hints stop helping.
+const maxNodeHints = 20
+
 // edgeRef is an edge between two known nodes, as indexes into the sorted
 // node ids.
 type edgeRef struct{ from, to int }
@@ -79,7 +84,12 @@ func (r *report) endpoint(o *object, key string, pos map[string]int, ids []strin
 		// Without nodes every edge would be "unknown"; the missing
 		// nodes are already reported.
 		if len(ids) > 0 {
-			r.errorf(n, o.path(key), "unknown node %q%s", id, didYouMean(id, ids))
+			hint := ""
+			if r.nodeHints < maxNodeHints {
+				r.nodeHints++
+				hint = didYouMean(id, ids)
+			}
+			r.errorf(n, o.path(key), "unknown node %q%s", id, hint)
 		}
 		return id, false
 	}

@@ -1,10 +1,6 @@
 package tentacle
 
-import (
-	"fmt"
-
-	"gopkg.in/yaml.v3"
-)
+import "gopkg.in/yaml.v3"
 
 // MaxSpecSize is the largest workflow.yaml accepted; real ones are a few
 // KiB, and the cap bounds the parser's memory.
@@ -125,14 +121,11 @@ func (r *report) mustBeList(n *yaml.Node, field, what string) bool {
 	return true
 }
 
-// unique reports at n a second use of the same value under seen.
-func (r *report) unique(seen map[string]*yaml.Node, key string, n *yaml.Node, field, what string) {
-	if first := seen[key]; first != nil {
-		r.errorf(n, field, "duplicate %s %s; first used at line %d", what, key, first.Line)
+// unique reports at n a second use of value, as shown, among seen.
+func (r *report) unique(seen map[string]*yaml.Node, value string, n *yaml.Node, field, what string) {
+	if first := seen[value]; first != nil {
+		r.errorf(n, field, "duplicate %s %s; first used at line %d", what, value, first.Line)
 		return
 	}
-	seen[key] = n
+	seen[value] = n
 }
-
-// quoted is for unique's messages.
-func quoted(s string) string { return fmt.Sprintf("%q", s) }

@@ -3,6 +3,7 @@ package tentacle
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -749,22 +750,102 @@ func TestSuggest(t *testing.T) {
 
 func TestEditDistance(t *testing.T) {
 	tests := []struct {
-		a, b string
-		want int
+		a, b  string
+		limit int
+		want  int
 	}{
-		{"", "", 0},
-		{"abc", "abc", 0},
-		{"", "abc", 3},
-		{"abc", "acb", 1},
-		{"kitten", "sitting", 3},
-		{"nodez", "nodes", 1},
-		{"ca", "abc", 3}, // optimal string alignment, not full Damerau
-		{"héllo", "hello", 1},
+		{"", "", 10, 0},
+		{"abc", "abc", 10, 0},
+		{"", "abc", 10, 3},
+		{"abc", "acb", 10, 1},
+		{"kitten", "sitting", 10, 3},
+		{"nodez", "nodes", 10, 1},
+		{"ca", "abc", 10, 3}, // optimal string alignment, not full Damerau
+		{"héllo", "hello", 10, 1},
+		{"Nodes", "nodes", 10, 0},
+		{"abcdefgh", "badcfehg", 10, 4},
+		{"flaw", "lawn", 10, 2},
+		// Cut off past the limit.
+		{"kitten", "sitting", 2, 3},
+		{"kitten", "sitting", 1, 2},
+		{"abcdef", "uvwxyz", 2, 3},
+		{"a", "abcdef", 2, 3},
+		{"nodez", "nodes", 1, 1},
+		{"flaw", "lawn", 2, 2},
+		{"abcdefgh", "badcfehg", 3, 4},
+		{strings.Repeat("a", 1000) + "x", strings.Repeat("a", 1000) + "y", 2, 1},
+		{strings.Repeat("ab", 500), strings.Repeat("ba", 500), 2, 2}, // drop one a, append one
+		{strings.Repeat("ab", 500), strings.Repeat("ba", 500), 1, 2},
 	}
 	for _, tt := range tests {
-		if got := editDistance(tt.a, tt.b); got != tt.want {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		if got := editDistance(tt.a, tt.b, tt.limit); got != tt.want {
+			t.Errorf("editDistance(%.10q, %.10q, %d) = %d, want %d", tt.a, tt.b, tt.limit, got, tt.want)
 		}
+	}
+}
+
+// TestEditDistanceBand checks the banded computation against the plain
+// full matrix on random words.
+func TestEditDistanceBand(t *testing.T) {
+	full := func(a, b []rune) int {
+		d := make([][]int, len(a)+1)
+		for i := range d {
+			d[i] = make([]int, len(b)+1)
+			d[i][0] = i
+		}
+		for j := range d[0] {
+			d[0][j] = j
+		}
+		for i := 1; i <= len(a); i++ {
+			for j := 1; j <= len(b); j++ {
+				cost := 1
+				if a[i-1] == b[j-1] {
+					cost = 0
+				}
+				d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+				if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+					d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+				}
+			}
+		}
+		return d[len(a)][len(b)]
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	word := func() string {
+		b := make([]byte, rng.IntN(8))
+		for i := range b {
+			b[i] = "abc"[rng.IntN(3)]
+		}
+		return string(b)
+	}
+	for range 20000 {
+		a, b, limit := word(), word(), rng.IntN(4)
+		want := min(full([]rune(a), []rune(b)), limit+1)
+		if got := editDistance(a, b, limit); got != want {
+			t.Fatalf("editDistance(%q, %q, %d) = %d, want %d", a, b, limit, got, want)
+		}
+	}
+}
+
+func TestNodeHintsAreBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("name: t\nversion: \"1.0\"\nnodes:\n")
+	for i := range 2000 {
+		fmt.Fprintf(&b, "  n%05d: {path: a.ts}\n", i)
+	}
+	b.WriteString("edges:\n")
+	for i := range 2000 {
+		fmt.Fprintf(&b, "  - {from: m%05d, to: n00000}\n", i)
+	}
+	problems := specProblems(t, b.String())
+	var hinted int
+	for _, p := range problems {
+		if strings.Contains(p.Msg, "did you mean") {
+			hinted++
+		}
+	}
+	if len(problems) != 2000 || hinted != maxNodeHints {
+		t.Errorf("got %d problems, %d with a hint; want 2000 and %d", len(problems), hinted, maxNodeHints)
 	}
 }
 

@@ -18,6 +18,8 @@ type report struct {
 	warns []Problem
 	// dupKeys are the repeated keys checkTree found, for readers to skip.
 	dupKeys map[*yaml.Node]bool
+	// nodeHints counts the searches for a node id close to an unknown one.
+	nodeHints int
 }
 
 func (r *report) errorf(at *yaml.Node, field, format string, args ...any) {

@@ -54,7 +54,7 @@ func (r *report) sidecar(item *yaml.Node, field string, names, ports map[string]
 		if err := checkIdent("sidecar name", name); err != nil {
 			r.errorf(n, o.path("name"), "%v", err)
 		}
-		r.unique(names, quoted(name), n, o.path("name"), "sidecar name")
+		r.unique(names, strconv.Quote(name), n, o.path("name"), "sidecar name")
 		s.Name = name
 	}
 	s.Image, _ = o.required("image")

@@ -3,6 +3,7 @@ package tentacle
 import (
 	"fmt"
 	"slices"
+	"strconv"
 
 	"gopkg.in/yaml.v3"
 )
@@ -64,7 +65,7 @@ func (r *report) trigger(item *yaml.Node, field string, names map[string]*yaml.N
 		if err := checkIdent("trigger name", name); err != nil {
 			r.errorf(n, o.path("name"), "%v", err)
 		}
-		r.unique(names, quoted(name), n, o.path("name"), "trigger name")
+		r.unique(names, strconv.Quote(name), n, o.path("name"), "trigger name")
 		t.Name = name
 	}
 	t.Schedule = r.checked(o, "schedule", checkCron)

@@ -263,6 +263,10 @@ func describe(n *yaml.Node) string {
 		return "a number"
 	case "!!bool":
 		return "a boolean"
+	case "!!timestamp":
+		return "a date"
+	case "!!binary":
+		return "binary data"
 	default:
 		return "a value tagged " + tag
 	}
