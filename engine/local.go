@@ -27,13 +27,9 @@ type Local struct {
 	Exec     *Executor
 }
 
-// OpenLocal loads, validates and compiles the tentacle in dir and starts
-// its worker.
-func OpenLocal(ctx context.Context, dir string, opts LocalOptions) (*Local, error) {
-	wf, err := tentacle.Load(dir)
-	if err != nil {
-		return nil, err
-	}
+// OpenLocal starts the worker of a tentacle loaded from its directory
+// (tentacle.Load) and compiles it.
+func OpenLocal(ctx context.Context, wf *tentacle.Workflow, opts LocalOptions) (*Local, error) {
 	secrets, err := tentacle.LoadSecrets(wf.Dir, opts.SecretsPath, opts.MountedSecrets)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", wf.Name, err)

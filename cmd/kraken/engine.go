@@ -28,11 +28,15 @@ func runEngine(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("%w: engine needs --workflow DIR", errUsage)
 	}
 	log := e.logger(*verbose)
+	wf, err := load(e, *dir)
+	if err != nil {
+		return err
+	}
 	bin, err := engine.FindDeno(*denoPath, e.getenv)
 	if err != nil {
 		return err
 	}
-	local, err := engine.OpenLocal(ctx, *dir, engine.LocalOptions{
+	local, err := engine.OpenLocal(ctx, wf, engine.LocalOptions{
 		Deno: bin, SecretsPath: *secrets, MountedSecrets: *mounted, MemoryMB: *memory, Logger: log,
 	})
 	if err != nil {

@@ -54,17 +54,24 @@ func load(e env, dir string) (*tentacle.Workflow, error) {
 	return wf, err
 }
 
+// compile loads a tentacle and compiles its DAG.
+func compile(e env, dir string) (*tentacle.Workflow, *engine.Plan, error) {
+	wf, err := load(e, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	plan, err := engine.Compile(wf)
+	return wf, plan, err
+}
+
 func tentacleValidate(e env, args []string) error {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	dir, _, err := oneDir(fs, args, 0)
 	if err != nil {
 		return err
 	}
-	wf, err := load(e, dir)
+	wf, _, err := compile(e, dir)
 	if err != nil {
-		return err
-	}
-	if _, err := engine.Compile(wf); err != nil {
 		return err
 	}
 	for _, w := range wf.Warnings {
@@ -76,14 +83,15 @@ func tentacleValidate(e env, args []string) error {
 }
 
 func openLocal(ctx context.Context, e env, dir, denoFlag, secrets string, verbose bool) (*engine.Local, error) {
-	if _, err := load(e, dir); err != nil {
+	wf, err := load(e, dir)
+	if err != nil {
 		return nil, err
 	}
 	bin, err := engine.FindDeno(denoFlag, e.getenv)
 	if err != nil {
 		return nil, err
 	}
-	return engine.OpenLocal(ctx, dir, engine.LocalOptions{Deno: bin, SecretsPath: secrets, Logger: e.logger(verbose)})
+	return engine.OpenLocal(ctx, wf, engine.LocalOptions{Deno: bin, SecretsPath: secrets, Logger: e.logger(verbose)})
 }
 
 func tentacleRun(ctx context.Context, e env, args []string) error {
@@ -167,11 +175,7 @@ func tentacleVisualize(e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	wf, err := load(e, dir)
-	if err != nil {
-		return err
-	}
-	plan, err := engine.Compile(wf)
+	wf, plan, err := compile(e, dir)
 	if err != nil {
 		return err
 	}
