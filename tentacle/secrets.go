@@ -140,15 +140,18 @@ func readSecret(path string) ([]byte, error) {
 	return data, nil
 }
 
-// secretFileValue is one secret of the directory format.
-func secretFileValue(data []byte) map[string]any {
+// secretFileValue is one secret of the directory format: a JSON object,
+// array or string is taken as that value (the cluster mounts secrets so),
+// anything else is plain text wrapped as {"value": text}, as the seeds'
+// platform reads a file like api-token.
+func secretFileValue(data []byte) any {
 	text := strings.TrimSpace(string(data))
-	if strings.HasPrefix(text, "{") {
+	if text != "" && strings.ContainsRune(`{["`, rune(text[0])) {
 		dec := json.NewDecoder(strings.NewReader(text))
 		dec.UseNumber()
-		var obj map[string]any
-		if dec.Decode(&obj) == nil && !dec.More() && obj != nil {
-			return obj
+		var v any
+		if dec.Decode(&v) == nil && !dec.More() && v != nil {
+			return v
 		}
 	}
 	return map[string]any{"value": text}

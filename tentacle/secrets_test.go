@@ -119,14 +119,17 @@ func TestLoadSecretsKubernetesMount(t *testing.T) {
 func TestSecretFileValue(t *testing.T) {
 	tests := []struct {
 		in   string
-		want map[string]any
+		want any
 	}{
 		{"tok\n", map[string]any{"value": "tok"}},
 		{`{"a": "b"}`, map[string]any{"a": "b"}},
 		{` {"a": 1.5} `, map[string]any{"a": json.Number("1.5")}},
 		{`{"a": `, map[string]any{"value": `{"a":`}},
 		{`{"a": 1} trailing`, map[string]any{"value": `{"a": 1} trailing`}},
-		{`["a"]`, map[string]any{"value": `["a"]`}},
+		{`["a"]`, []any{"a"}},
+		{`"s3cr3t"`, "s3cr3t"},
+		{`"unterminated`, map[string]any{"value": `"unterminated`}},
+		{`1234`, map[string]any{"value": "1234"}},
 		{`null`, map[string]any{"value": "null"}},
 		{"", map[string]any{"value": ""}},
 	}

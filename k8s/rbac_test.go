@@ -1,0 +1,776 @@
+package k8s_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kraken-ops/kraken/enclave"
+	"github.com/kraken-ops/kraken/k8s"
+	"github.com/kraken-ops/kraken/k8s/k8stest"
+	"github.com/kraken-ops/kraken/tentacle"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	nodev1 "k8s.io/api/node/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// botEnv is the chart's RBAC installed for one test under unique names,
+// and the bot's ServiceAccount it grants to.
+type botEnv struct {
+	opts  k8s.RBACOptions
+	admin kubernetes.Interface
+	// rest and cs act as the bot: its ServiceAccount's token, nothing else.
+	rest *rest.Config
+	cs   kubernetes.Interface
+}
+
+// installBotRBAC applies BotRBAC, exactly as the chart would, for a bot
+// ServiceAccount in a fresh namespace, and returns once the API server
+// enforces all of it: the bot holds its cluster-wide rights and the
+// admission policy refuses what it must.
+func installBotRBAC(t *testing.T) *botEnv {
+	t.Helper()
+	ctx := testCtx(t, time.Minute)
+	admin := k8stest.Clientset(t)
+	ns := k8stest.Namespace(t, "kraken-bot")
+	e := &botEnv{
+		admin: admin,
+		opts: k8s.RBACOptions{
+			// Unique, so parallel runs on the shared control plane do
+			// not share (or delete) each other's cluster-scoped objects.
+			Name:           k8stest.UniqueName("kraken-rbac"),
+			Namespace:      ns,
+			ServiceAccount: "kraken",
+			Labels:         map[string]string{k8stest.LabelTest: "true"},
+		},
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: e.opts.ServiceAccount}}
+	if _, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	applyObjects(t, admin, k8s.BotRBAC(e.opts))
+	e.rest = tokenConfig(t, admin, ns, e.opts.ServiceAccount)
+	var err error
+	if e.cs, err = kubernetes.NewForConfig(e.rest); err != nil {
+		t.Fatal(err)
+	}
+
+	// RBAC and admission policies reach the API server's caches a moment
+	// after they are written.
+	eventually(t, ctx, "the bot's ClusterRole to take effect", func() error {
+		_, err := e.cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{Limit: 1})
+		return err
+	})
+	guard := newBotClient(t, e, nil)
+	eventually(t, ctx, "the admission policy to take effect", func() error { return guard.CheckGuard(ctx) })
+	return e
+}
+
+// applyObjects creates objs as admin and deletes them when the test ends.
+func applyObjects(t *testing.T, cs kubernetes.Interface, objs []runtime.Object) {
+	t.Helper()
+	ctx := testCtx(t, 30*time.Second)
+	for _, obj := range objs {
+		var err error
+		var del func(context.Context) error
+		none := metav1.DeleteOptions{}
+		switch o := obj.(type) {
+		case *rbacv1.ClusterRole:
+			_, err = cs.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
+			del = func(ctx context.Context) error { return cs.RbacV1().ClusterRoles().Delete(ctx, o.Name, none) }
+		case *rbacv1.ClusterRoleBinding:
+			_, err = cs.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
+			del = func(ctx context.Context) error { return cs.RbacV1().ClusterRoleBindings().Delete(ctx, o.Name, none) }
+		case *rbacv1.Role:
+			_, err = cs.RbacV1().Roles(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		case *rbacv1.RoleBinding:
+			_, err = cs.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		case *admissionv1.ValidatingAdmissionPolicy:
+			_, err = cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, o, metav1.CreateOptions{})
+			del = func(ctx context.Context) error {
+				return cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, o.Name, none)
+			}
+		case *admissionv1.ValidatingAdmissionPolicyBinding:
+			_, err = cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(ctx, o, metav1.CreateOptions{})
+			del = func(ctx context.Context) error {
+				return cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, o.Name, none)
+			}
+		default:
+			t.Fatalf("applyObjects: unexpected %T", obj)
+		}
+		if err != nil {
+			t.Fatalf("create %T: %v", obj, err)
+		}
+		// Namespaced objects go with their namespace.
+		if del != nil {
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if err := del(ctx); err != nil && !apierrors.IsNotFound(err) {
+					t.Errorf("cleanup %T: %v", obj, err)
+				}
+			})
+		}
+	}
+}
+
+// tokenConfig authenticates as the ServiceAccount with a real token, so
+// the API server authenticates and authorizes the bot as it would in the
+// cluster (the admin's client certificate is in system:masters, which
+// RBAC never refuses).
+func tokenConfig(t *testing.T, cs kubernetes.Interface, ns, sa string) *rest.Config {
+	t.Helper()
+	ctx := testCtx(t, 10*time.Second)
+	hour := int64(3600)
+	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &hour}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := rest.AnonymousClientConfig(k8stest.Config(t))
+	rc.BearerToken = tr.Status.Token
+	rc.QPS, rc.Burst = 100, 200
+	return rc
+}
+
+func newBotClient(t *testing.T, e *botEnv, tweak func(*k8s.Config)) *k8s.Client {
+	t.Helper()
+	cfg := k8s.Config{
+		Rest:              e.rest,
+		BotNamespace:      e.opts.Namespace,
+		BotServiceAccount: e.opts.ServiceAccount,
+		EnclaveRole:       e.opts.EnclaveRole(),
+		Image:             "ghcr.io/kraken-ops/kraken:test",
+		Logger:            slog.New(slog.NewTextHandler(t.Output(), nil)),
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	c, err := k8s.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestBotRBACLeastPrivilege holds the rules to their shape, so that a
+// permission added to RequiredAccess lands where it is harmless or is
+// refused here with the reason. What the bot does in a namespace belongs
+// in the enclave role, which only reaches namespaces it made; the
+// cluster-wide role may only hold what is safe in every namespace or
+// what the admission policy confines.
+func TestBotRBACLeastPrivilege(t *testing.T) {
+	o := k8s.RBACOptions{Name: "kraken", Namespace: "kraken-system", ServiceAccount: "kraken"}
+	clusterWide := map[string][]string{
+		// Reading namespace metadata; creating one only with the enclave
+		// labels (admission policy).
+		"namespaces": {"get", "list", "watch", "create"},
+		// Only in enclave namespaces, only the enclave role, only to the
+		// bot (admission policy).
+		"rbac.authorization.k8s.io/rolebindings": {"create", "patch"},
+		// Only with resourceNames: the enclave role (checked below).
+		"rbac.authorization.k8s.io/clusterroles":        {"get", "bind"},
+		"node.k8s.io/runtimeclasses":                    {"get", "list", "watch"},
+		"authorization.k8s.io/selfsubjectaccessreviews": {"create"},
+		"authentication.k8s.io/selfsubjectreviews":      {"create"},
+	}
+	// Never, even inside an enclave: these reach beyond it (tokens for
+	// other identities, a shell in pods, the node, RBAC itself).
+	neverInEnclave := map[string]bool{
+		"serviceaccounts/token": true, "pods/exec": true, "pods/attach": true, "pods/portforward": true,
+		"pods/proxy": true, "services/proxy": true, "nodes": true, "nodes/proxy": true,
+		"rbac.authorization.k8s.io/roles": true, "rbac.authorization.k8s.io/clusterroles": true,
+		"rbac.authorization.k8s.io/clusterrolebindings": true,
+	}
+	neverVerb := map[string]bool{"*": true, "escalate": true, "impersonate": true, "bind": true}
+
+	for _, obj := range k8s.BotRBAC(o) {
+		var rules []rbacv1.PolicyRule
+		var kind, name string
+		switch r := obj.(type) {
+		case *rbacv1.ClusterRole:
+			rules, kind, name = r.Rules, "ClusterRole", r.Name
+		case *rbacv1.Role:
+			rules, kind, name = r.Rules, "Role", r.Name
+		default:
+			continue
+		}
+		for _, rule := range rules {
+			for _, g := range rule.APIGroups {
+				for _, res := range rule.Resources {
+					key := res
+					if g != "" {
+						key = g + "/" + res
+					}
+					if g == "*" || res == "*" || strings.HasSuffix(res, "/*") {
+						t.Errorf("%s %s: wildcard in %s", kind, name, key)
+					}
+					for _, verb := range rule.Verbs {
+						switch name {
+						case o.Name:
+							if kind == "Role" {
+								if key != "coordination.k8s.io/leases" {
+									t.Errorf("the bot's own Role grants %s %s; it holds only its leader-election Lease there", verb, key)
+								}
+								continue
+							}
+							if !slices.Contains(clusterWide[key], verb) {
+								t.Errorf("the bot's ClusterRole grants %s %s in every namespace; move it to the enclave role (Scope InEnclave in RequiredAccess), which reaches only enclave namespaces", verb, key)
+							}
+							if key == "rbac.authorization.k8s.io/clusterroles" && !slices.Equal(rule.ResourceNames, []string{o.EnclaveRole()}) {
+								t.Errorf("the bot's ClusterRole grants %s on clusterroles %v; only on %s", verb, rule.ResourceNames, o.EnclaveRole())
+							}
+						case o.EnclaveRole():
+							if neverInEnclave[key] || neverVerb[verb] {
+								t.Errorf("the enclave role grants %s %s", verb, key)
+							}
+							if key == "rbac.authorization.k8s.io/rolebindings" && verb != "get" && verb != "list" && verb != "watch" {
+								t.Errorf("the enclave role grants %s rolebindings; writing them is the ClusterRole's, under the admission policy", verb)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestBotOperationsUnderChartRBAC runs every operation the bot has, as
+// the bot's ServiceAccount with nothing but the chart's RBAC: each must
+// succeed.
+func TestBotOperationsUnderChartRBAC(t *testing.T) {
+	t.Parallel()
+	e := installBotRBAC(t)
+	ctx := testCtx(t, 4*time.Minute)
+	kubelet := k8stest.StartKubelet(t, k8stest.Config(t), k8stest.KubeletOptions{})
+	used := &accessRecorder{}
+	e.rest = rest.CopyConfig(e.rest)
+	e.rest.Wrap(used.wrap)
+	c := newBotClient(t, e, func(cfg *k8s.Config) {
+		cfg.NodeSelector = kubelet.NodeSelector()
+		cfg.RunTransport = kubelet.Transport()
+	})
+	defer used.report(t, e.opts)
+	tc, err := k8s.NewTentacles(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := enclave.Provenance{Actor: "U0001", Channel: "C0001", At: time.Now()}
+	name := k8stest.UniqueName("rbac-ops")
+	k8stest.CleanupNamespace(t, name)
+
+	step := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s as the bot: %v", what, err)
+		}
+	}
+
+	// The enclave side.
+	e1 := enclave.Enclave{
+		Name:    name,
+		Channel: enclave.Channel{TeamID: "T0001", ID: "C0001", Name: "rbac"},
+		Owner:   "U0001",
+	}
+	step("Provision", c.Provision(ctx, e1, p))
+	step("Provision again (converge)", c.Provision(ctx, e1, p))
+	got, err := c.Get(ctx, name)
+	step("Get", err)
+	if !got.Ready {
+		t.Errorf("Get after Provision: not ready: %+v", got)
+	}
+	all, err := c.List(ctx)
+	step("List enclaves", err)
+	if !slices.ContainsFunc(all, func(x enclave.Enclave) bool { return x.Name == name }) {
+		t.Errorf("List does not include %s", name)
+	}
+	step("SetFrozen(true)", c.SetFrozen(ctx, name, true, p))
+	step("SetFrozen(false)", c.SetFrozen(ctx, name, false, p))
+
+	// The tentacle side.
+	tname := "greeter"
+	b1 := testBundle(t, tname, "hello")
+	rev1, err := tc.Deploy(ctx, name, b1, p)
+	step("Deploy", err)
+	_, err = tc.WaitReady(ctx, name, tname)
+	step("WaitReady", err)
+	_, err = tc.Status(ctx, name, tname)
+	step("Status", err)
+	list, err := tc.List(ctx, name)
+	step("List tentacles", err)
+	if len(list) != 1 {
+		t.Errorf("List tentacles: %d, want 1", len(list))
+	}
+	out, err := tc.Run(ctx, name, tname, json.RawMessage(`{"name":"rbac"}`))
+	step("Run", err)
+	if !strings.Contains(string(out), "hello, rbac") {
+		t.Errorf("Run returned %s", out)
+	}
+	logs, err := tc.Logs(ctx, name, tname, tentacle.LogOptions{TailLines: 10})
+	step("Logs", err)
+	if _, err := io.ReadAll(logs); err != nil {
+		t.Errorf("reading logs: %v", err)
+	}
+	logs.Close()
+	_, err = tc.Events(ctx, name, tname)
+	step("Events", err)
+	step("Restart", tc.Restart(ctx, name, tname, p))
+	rev2, err := tc.Deploy(ctx, name, testBundle(t, tname, "hi"), p)
+	step("Deploy a second revision", err)
+	revs, err := tc.Revisions(ctx, name, tname)
+	step("Revisions", err)
+	if len(revs) < 2 {
+		t.Errorf("Revisions: %d, want 2 (%d and %d)", len(revs), rev1.Number, rev2.Number)
+	}
+	_, err = tc.Rollback(ctx, name, tname, rev1.Number, p)
+	step("Rollback", err)
+	step("Undeploy", tc.Undeploy(ctx, name, tname, p))
+
+	// What the bot checks about itself at start.
+	step("CheckGuard", c.CheckGuard(ctx))
+	report := c.Check(ctx)
+	for _, i := range report.Failed() {
+		// Check tries the in-enclave rights in the first ready enclave it
+		// lists, which on the shared test cluster may be another test's
+		// bot's; the operations above used them for real in this one.
+		if i.Access == nil || i.Access.Scope != k8s.InEnclave {
+			t.Errorf("Check as the bot fails: %s\n%s", i.Title, report)
+		}
+	}
+
+	step("Deprovision", c.Deprovision(ctx, name, p))
+	if _, err := c.Get(ctx, name); !errors.Is(err, enclave.ErrNotFound) {
+		t.Errorf("Get after Deprovision: %v, want ErrNotFound", err)
+	}
+}
+
+// TestBotRefusedOutsideItsEnclaves tries, as the bot, what it must never
+// be able to do; the API server must answer each with 403 Forbidden.
+func TestBotRefusedOutsideItsEnclaves(t *testing.T) {
+	t.Parallel()
+	e := installBotRBAC(t)
+	ctx := testCtx(t, time.Minute)
+	admin, bot := e.admin, e.cs
+
+	// Someone else's namespace, with a Secret in it.
+	other := k8stest.Namespace(t, "not-an-enclave")
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db"}, StringData: map[string]string{"password": "x"}}
+	if _, err := admin.CoreV1().Secrets(other).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// An enclave as Provision leaves it, made by the admin so that this
+	// test stands on the RBAC alone.
+	enc := k8stest.Namespace(t, "rbac-enclave")
+	mkEnclave(t, admin, e.opts, enc)
+
+	refused := func(what string, err error) {
+		t.Helper()
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("%s: want 403 Forbidden, got %v", what, err)
+			return
+		}
+		t.Logf("refused: %s: %v", what, err)
+	}
+	allowed := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Errorf("%s: the bot should be allowed this, got %v", what, err)
+		}
+	}
+	kube := metav1.NamespaceSystem
+	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	dryPatch := metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}}
+	dryDelete := metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}
+	labelPatch := func(k string, v *string) []byte {
+		b, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]any{k: v}}})
+		return b
+	}
+	kraken, privileged := k8s.ManagedBy, "privileged"
+	enclaveRoleBinding := func(ns string, role rbacv1.RoleRef, subject rbacv1.Subject) *rbacv1.RoleBinding {
+		return &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "escalate-", Namespace: ns},
+			RoleRef:    role,
+			Subjects:   []rbacv1.Subject{subject},
+		}
+	}
+	enclaveRole := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: e.opts.EnclaveRole()}
+	clusterAdmin := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"}
+	self := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: e.opts.ServiceAccount, Namespace: e.opts.Namespace}
+	// Writes are dry runs: if a refusal regressed, nothing would change.
+
+	// Secrets outside enclaves.
+	_, err := bot.CoreV1().Secrets(kube).List(ctx, metav1.ListOptions{})
+	refused("list Secrets in kube-system", err)
+	_, err = bot.CoreV1().Secrets(other).Get(ctx, "db", metav1.GetOptions{})
+	refused("get a Secret in a namespace that is not an enclave", err)
+	_, err = bot.CoreV1().Secrets(e.opts.Namespace).List(ctx, metav1.ListOptions{})
+	refused("list Secrets in the bot's own namespace", err)
+	_, err = bot.CoreV1().Secrets("").List(ctx, metav1.ListOptions{})
+	refused("list Secrets cluster-wide", err)
+
+	// Anything in kube-system.
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kraken-was-here"}}
+	_, err = bot.CoreV1().ConfigMaps(kube).Create(ctx, cm, dry)
+	refused("create a ConfigMap in kube-system", err)
+	_, err = bot.CoreV1().ConfigMaps(kube).Patch(ctx, "kube-root-ca.crt", types.MergePatchType, []byte(`{"data":{"x":"y"}}`), dryPatch)
+	refused("patch a ConfigMap in kube-system", err)
+	refused("delete a ConfigMap in kube-system", bot.CoreV1().ConfigMaps(kube).Delete(ctx, "kube-root-ca.crt", dryDelete))
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "kraken-was-here"},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"a": "b"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"a": "b"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+			},
+		},
+	}
+	_, err = bot.AppsV1().Deployments(kube).Create(ctx, dep, dry)
+	refused("create a Deployment in kube-system", err)
+	_, err = bot.AppsV1().Deployments(kube).Patch(ctx, "coredns", types.MergePatchType, []byte(`{"spec":{"replicas":0}}`), dryPatch)
+	refused("patch a Deployment in kube-system", err)
+	refused("delete a Deployment in kube-system", bot.AppsV1().Deployments(kube).Delete(ctx, "coredns", dryDelete))
+	_, err = bot.AppsV1().Deployments(other).Create(ctx, dep, dry)
+	refused("create a Deployment in a namespace that is not an enclave", err)
+	// What an enclave is made of must not be writable elsewhere either: a
+	// zero quota or a deny-all policy in kube-system takes the cluster
+	// down, and a ServiceAccount there is an identity to borrow.
+	zero := resource.MustParse("0")
+	_, err = bot.CoreV1().ResourceQuotas(kube).Create(ctx, &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Name: "kraken-was-here"},
+		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: zero}},
+	}, dry)
+	refused("create a ResourceQuota in kube-system", err)
+	_, err = bot.CoreV1().LimitRanges(kube).Create(ctx, &corev1.LimitRange{
+		ObjectMeta: metav1.ObjectMeta{Name: "kraken-was-here"},
+		Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{
+			Type: corev1.LimitTypeContainer, Max: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Mi")},
+		}}},
+	}, dry)
+	refused("create a LimitRange in kube-system", err)
+	_, err = bot.NetworkingV1().NetworkPolicies(kube).Create(ctx, &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "kraken-was-here"},
+		Spec:       networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}},
+	}, dry)
+	refused("create a deny-all NetworkPolicy in kube-system", err)
+	_, err = bot.CoreV1().ServiceAccounts(kube).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "kraken-was-here"}}, dry)
+	refused("create a ServiceAccount in kube-system", err)
+	_, err = bot.CoreV1().ServiceAccounts(kube).Patch(ctx, "default", types.MergePatchType, []byte(`{"metadata":{"labels":{"x":"y"}}}`), dryPatch)
+	refused("patch a ServiceAccount in kube-system", err)
+
+	// Namespaces that are not enclaves, and the labels that make one.
+	_, err = bot.CoreV1().Namespaces().Patch(ctx, kube, types.MergePatchType, labelPatch(k8s.LabelManagedBy, &kraken), dryPatch)
+	refused("label kube-system as an enclave", err)
+	refused("delete kube-system", bot.CoreV1().Namespaces().Delete(ctx, kube, dryDelete))
+	_, err = bot.CoreV1().Namespaces().Patch(ctx, other, types.MergePatchType, labelPatch(k8s.LabelManagedBy, &kraken), dryPatch)
+	refused("adopt someone else's namespace by labeling it", err)
+	refused("delete someone else's namespace", bot.CoreV1().Namespaces().Delete(ctx, other, dryDelete))
+	_, err = bot.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: k8stest.UniqueName("unlabeled")}}, dry)
+	refused("create a namespace without the managed-by label", err)
+	_, err = bot.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name:   k8stest.UniqueName("no-pod-security"),
+		Labels: map[string]string{k8s.LabelManagedBy: k8s.ManagedBy},
+	}}, dry)
+	refused("create an enclave namespace without Pod Security enforcement", err)
+	_, err = bot.CoreV1().Namespaces().Patch(ctx, enc, types.MergePatchType, labelPatch(k8s.LabelManagedBy, nil), dryPatch)
+	refused("remove the managed-by label from an enclave", err)
+	_, err = bot.CoreV1().Namespaces().Patch(ctx, enc, types.MergePatchType, labelPatch(k8s.LabelPodSecurity, &privileged), dryPatch)
+	refused("lower an enclave's Pod Security level", err)
+
+	// RBAC escalation.
+	_, err = bot.RbacV1().RoleBindings(kube).Create(ctx, enclaveRoleBinding(kube, enclaveRole, self), dry)
+	refused("bind the enclave role to itself in kube-system", err)
+	_, err = bot.RbacV1().RoleBindings(other).Create(ctx, enclaveRoleBinding(other, enclaveRole, self), dry)
+	refused("bind the enclave role to itself in a namespace that is not an enclave", err)
+	_, err = bot.RbacV1().RoleBindings(enc).Create(ctx, enclaveRoleBinding(enc, enclaveRole,
+		rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "mallory"}), dry)
+	refused("bind the enclave role to someone else in an enclave", err)
+	_, err = bot.RbacV1().RoleBindings(enc).Create(ctx, enclaveRoleBinding(enc, rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"}, self), dry)
+	refused("bind another role to itself in an enclave", err)
+	for _, ns := range []string{enc, kube, other} {
+		_, err = bot.RbacV1().RoleBindings(ns).Create(ctx, enclaveRoleBinding(ns, clusterAdmin, self), dry)
+		refused("bind cluster-admin to itself in "+ns, err)
+	}
+	_, err = bot.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: k8stest.UniqueName("escalate")}}, dry)
+	refused("create a ClusterRole", err)
+	_, err = bot.RbacV1().ClusterRoles().Patch(ctx, e.opts.EnclaveRole(), types.JSONPatchType,
+		[]byte(`[{"op":"add","path":"/rules/-","value":{"apiGroups":["*"],"resources":["*"],"verbs":["*"]}}]`), dryPatch)
+	refused("widen the enclave role", err)
+	for _, role := range []rbacv1.RoleRef{clusterAdmin, enclaveRole} {
+		_, err = bot.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "escalate-"},
+			RoleRef:    role,
+			Subjects:   []rbacv1.Subject{self},
+		}, dry)
+		refused("create a ClusterRoleBinding to "+role.Name, err)
+	}
+	_, err = bot.CoreV1().ServiceAccounts(enc).CreateToken(ctx, "default", &authenticationv1.TokenRequest{}, dry)
+	refused("mint a token for a ServiceAccount in an enclave", err)
+
+	// Its own guard.
+	refused("delete the admission policy", bot.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, e.opts.PolicyName(), dryDelete))
+	refused("delete the admission policy's binding", bot.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, e.opts.PolicyName(), dryDelete))
+
+	// Cluster-wide objects beyond its own.
+	_, err = bot.NodeV1().RuntimeClasses().Create(ctx, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: k8stest.UniqueName("rc")}, Handler: "runc"}, dry)
+	refused("create a RuntimeClass", err)
+	_, err = bot.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: k8stest.UniqueName("node")}}, dry)
+	refused("create a Node", err)
+	_, err = bot.CoreV1().PersistentVolumes().Create(ctx, &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: k8stest.UniqueName("pv")}}, dry)
+	refused("create a PersistentVolume", err)
+
+	// And the two rights the policy is there for still work where they
+	// should: the bot's own RoleBinding in an enclave, and a new enclave
+	// namespace.
+	_, err = bot.RbacV1().RoleBindings(enc).Create(ctx, enclaveRoleBinding(enc, enclaveRole, self), dry)
+	allowed("bind the enclave role to itself in an enclave", err)
+	_, err = bot.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name:   k8stest.UniqueName("new-enclave"),
+		Labels: map[string]string{k8s.LabelManagedBy: k8s.ManagedBy, k8s.LabelPodSecurity: "restricted"},
+	}}, dry)
+	allowed("create an enclave namespace", err)
+}
+
+// TestBotRBACNeedsTheAdmissionPolicy shows why the chart installs the
+// ValidatingAdmissionPolicy: a second ServiceAccount with the same
+// ClusterRole, which the policy does not cover, can bind the enclave role
+// in kube-system, and CheckGuard says so.
+func TestBotRBACNeedsTheAdmissionPolicy(t *testing.T) {
+	t.Parallel()
+	e := installBotRBAC(t)
+	ctx := testCtx(t, time.Minute)
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "unguarded"}}
+	if _, err := e.admin.CoreV1().ServiceAccounts(e.opts.Namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	applyObjects(t, e.admin, []runtime.Object{&rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: e.opts.Name + "-unguarded", Labels: e.opts.Labels},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: e.opts.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa.Name, Namespace: e.opts.Namespace}},
+	}})
+	unguarded := &botEnv{opts: e.opts, admin: e.admin, rest: tokenConfig(t, e.admin, e.opts.Namespace, sa.Name)}
+	unguarded.opts.ServiceAccount = sa.Name
+	c := newBotClient(t, unguarded, nil)
+	// Wait for the binding, then expect the unsafe answer.
+	var err error
+	deadline := time.Now().Add(30 * time.Second)
+	for err = c.CheckGuard(ctx); err == nil && time.Now().Before(deadline); err = c.CheckGuard(ctx) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !errors.Is(err, k8s.ErrUnguarded) {
+		t.Fatalf("CheckGuard without the admission policy: %v, want ErrUnguarded", err)
+	}
+}
+
+// mkEnclave makes ns what Provision makes of an enclave namespace, as far
+// as RBAC is concerned: the labels and the bot's RoleBinding.
+func mkEnclave(t *testing.T, admin kubernetes.Interface, o k8s.RBACOptions, ns string) {
+	t.Helper()
+	ctx := testCtx(t, 30*time.Second)
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{
+		k8s.LabelManagedBy: k8s.ManagedBy, k8s.LabelEnclave: ns, k8s.LabelPodSecurity: "restricted",
+	}}})
+	if _, err := admin.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: k8s.EnclaveBotRoleBinding, Namespace: ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: o.EnclaveRole()},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: o.ServiceAccount, Namespace: o.Namespace}},
+	}
+	if _, err := admin.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the bot holds the enclave role there.
+	bot := tokenConfig(t, admin, o.Namespace, o.ServiceAccount)
+	cs, err := kubernetes.NewForConfig(bot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, ctx, "the enclave RoleBinding to take effect", func() error {
+		r, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: ns, Verb: "patch", Resource: "namespaces", Name: ns,
+			}},
+		}, metav1.CreateOptions{})
+		if err == nil && !r.Status.Allowed {
+			err = errors.New("not allowed yet")
+		}
+		return err
+	})
+}
+
+// testBundle is a one-node tentacle that greets.
+func testBundle(t *testing.T, name, greeting string) *tentacle.Bundle {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{
+		"workflow.yaml": "name: " + name + "\nversion: \"1.0\"\ndescription: Greets.\nnodes:\n  greet:\n    path: ./nodes/greet.ts\nconfig:\n  greeting: " + greeting + "\n",
+		"nodes/greet.ts": "export default async function run(ctx, input) {\n" +
+			"  ctx.log.info(\"greeting\", { who: input.name });\n" +
+			"  return { text: ctx.config.greeting + \", \" + input.name };\n}\n",
+	}
+	for p, content := range files {
+		full := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := tentacle.LoadBundle(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// eventually retries f until it succeeds or ctx ends.
+func eventually(t *testing.T, ctx context.Context, what string, f func() error) {
+	t.Helper()
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// accessRecorder notes the verb and resource of every request the bot
+// makes, to tell which grants the operations never used.
+type accessRecorder struct {
+	mu   sync.Mutex
+	seen map[string]bool // "InEnclave configmaps list"
+}
+
+func (a *accessRecorder) wrap(next http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(r *http.Request) (*http.Response, error) {
+		a.mu.Lock()
+		if a.seen == nil {
+			a.seen = map[string]bool{}
+		}
+		for _, k := range accessOf(r) {
+			a.seen[k] = true
+		}
+		a.mu.Unlock()
+		return next.RoundTrip(r)
+	})
+}
+
+// accessOf maps a request to what RBAC checks for it. A server-side
+// apply is a patch that creates the object when it is missing, so it
+// counts as both.
+func accessOf(r *http.Request) []string {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	switch {
+	case len(parts) >= 2 && parts[0] == "api":
+		parts = parts[2:]
+	case len(parts) >= 3 && parts[0] == "apis":
+		parts = parts[3:]
+	default:
+		return nil
+	}
+	scope := k8s.ClusterWide
+	if len(parts) >= 3 && parts[0] == "namespaces" {
+		scope, parts = k8s.InEnclave, parts[2:]
+	} else if len(parts) == 2 && parts[0] == "namespaces" {
+		// A namespace's own object is authorized inside it.
+		scope = k8s.InEnclave
+	}
+	res, named := parts[0], len(parts) > 1
+	if len(parts) > 2 {
+		res += "/" + parts[2]
+	}
+	var verbs []string
+	switch r.Method {
+	case http.MethodGet:
+		switch {
+		case r.URL.Query().Get("watch") == "true":
+			verbs = []string{"watch"}
+		case named:
+			verbs = []string{"get"}
+		default:
+			verbs = []string{"list"}
+		}
+	case http.MethodPost:
+		verbs = []string{"create"}
+	case http.MethodPut:
+		verbs = []string{"update"}
+	case http.MethodPatch:
+		verbs = []string{"patch"}
+		if r.URL.Query().Get("fieldManager") != "" && strings.Contains(r.Header.Get("Content-Type"), "apply-patch") {
+			verbs = append(verbs, "create")
+		}
+	case http.MethodDelete:
+		verbs = []string{"delete"}
+		if !named {
+			verbs = []string{"deletecollection"}
+		}
+	}
+	var out []string
+	for _, v := range verbs {
+		out = append(out, fmt.Sprintf("%d %s %s", scope, res, v))
+	}
+	return out
+}
+
+// report logs the in-enclave grants no operation used: candidates to
+// drop from RequiredAccess. It only logs, since error paths the walk does
+// not take may need them.
+func (a *accessRecorder) report(t *testing.T, o k8s.RBACOptions) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var unused []string
+	for _, acc := range k8s.RequiredAccess {
+		if acc.Scope != k8s.InEnclave {
+			continue
+		}
+		for _, v := range acc.Verbs {
+			if !a.seen[fmt.Sprintf("%d %s %s", acc.Scope, acc.Resource, v)] {
+				unused = append(unused, acc.Resource+" "+v)
+			}
+		}
+	}
+	if len(unused) > 0 {
+		t.Logf("granted in enclaves but used by no operation: %s", strings.Join(unused, ", "))
+	}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

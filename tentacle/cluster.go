@@ -1,0 +1,86 @@
+package tentacle
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/kraken-ops/kraken/enclave"
+)
+
+// Bundle is a tentacle ready to deploy: its spec, the files it runs
+// (workflow.yaml and every module, by slash-separated path relative to the
+// tentacle directory) and its secrets.
+type Bundle struct {
+	Workflow *Workflow
+	Files    map[string][]byte
+	Secrets  map[string]any
+}
+
+// Revision is one deployed version of a tentacle. Every deploy makes a new
+// one and the previous ones are kept for rollback.
+type Revision struct {
+	Number     int
+	Version    string // the workflow's version
+	Digest     string // sha256 of the bundle's files, to tell real changes
+	DeployedAt time.Time
+	DeployedBy string
+}
+
+// Status is a deployed tentacle's health in terms a person can act on.
+type Status struct {
+	Name     string
+	Version  string
+	Revision int
+	// Ready means at least one replica serves runs.
+	Ready         bool
+	Replicas      int
+	ReadyReplicas int
+	Restarts      int
+	// LastError is the most recent problem in plain words, empty when
+	// there is none.
+	LastError  string
+	DeployedAt time.Time
+	DeployedBy string
+}
+
+// Event is something the cluster reported about a tentacle.
+type Event struct {
+	Time    time.Time
+	Warning bool
+	Reason  string
+	Message string
+}
+
+// LogOptions selects log lines.
+type LogOptions struct {
+	TailLines int // zero means 100
+	Follow    bool
+}
+
+// Cluster is what the tentacle service needs from the orchestrator.
+type Cluster interface {
+	Deploy(ctx context.Context, enclave string, b *Bundle, p enclave.Provenance) (Revision, error)
+	Status(ctx context.Context, enclave, name string) (Status, error)
+	List(ctx context.Context, enclave string) ([]Status, error)
+	Logs(ctx context.Context, enclave, name string, opts LogOptions) (io.ReadCloser, error)
+	Events(ctx context.Context, enclave, name string) ([]Event, error)
+	Revisions(ctx context.Context, enclave, name string) ([]Revision, error)
+	Restart(ctx context.Context, enclave, name string, p enclave.Provenance) error
+	// Rollback redeploys revision rev, or the one before the current when
+	// rev is zero, as a new revision.
+	Rollback(ctx context.Context, enclave, name string, rev int, p enclave.Provenance) (Revision, error)
+	Undeploy(ctx context.Context, enclave, name string, p enclave.Provenance) error
+	// Run posts input to the tentacle's /run and returns the result body
+	// as the engine wrote it.
+	Run(ctx context.Context, enclave, name string, input json.RawMessage) (json.RawMessage, error)
+}
+
+// Errors callers branch on.
+var (
+	ErrNotDeployed = errors.New("tentacle not deployed")
+	ErrTooLarge    = errors.New("tentacle too large")
+	ErrNoRevision  = errors.New("no such revision")
+)
