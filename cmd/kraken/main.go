@@ -26,6 +26,7 @@ Usage:
   kraken tentacle test DIR [node] [--pipeline]  run a tentacle's fixtures
   kraken tentacle run DIR [--input JSON]        run a tentacle once and print the result
   kraken tentacle visualize DIR [--png FILE]    print the DAG as Mermaid, or draw it as a PNG
+  kraken cluster check [--kubeconfig FILE]      check the cluster is ready for The Kraken
   kraken version                                print the version
 `
 
@@ -84,6 +85,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return errUsage
 		}
 		return runTentacle(ctx, e, args[1], args[2:])
+	case "cluster":
+		return runCluster(ctx, e, args[1:])
 	case "version":
 		fmt.Fprintln(stdout, "kraken", version)
 		return nil
