@@ -43,7 +43,13 @@ func NetAllowList(wf *tentacle.Workflow) (hosts, warnings []string) {
 	if c := wf.Contract; c != nil {
 		for _, name := range c.DependencyNames {
 			d := c.Dependencies[name]
-			if d.Host != "" && d.Port > 0 {
+			switch err := tentacle.CheckHost(d.Host); {
+			case d.Host == "" || d.Port <= 0:
+			case err != nil:
+				// The parser refuses such hosts; a workflow built some other
+				// way must not widen the allow-list either.
+				warnings = append(warnings, fmt.Sprintf("dependency %s: host left out of the allow-list: %v", name, err))
+			default:
 				add(d.Host, d.Port)
 			}
 			if d.CIDR != "" {

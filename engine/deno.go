@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -556,16 +557,19 @@ func (p *process) readStderr(r io.Reader) {
 	}
 }
 
-// secretRedactor blanks every secret string value of six characters or
-// more; shorter values are too likely to collide with ordinary words.
+// secretRedactor blanks every secret value of six characters or more;
+// shorter values are too likely to collide with ordinary words. Longer
+// values go first, so a secret that contains another is blanked whole.
 func secretRedactor(secrets map[string]any) *strings.Replacer {
-	var pairs []string
+	var values []string
 	var walk func(v any)
 	walk = func(v any) {
 		switch v := v.(type) {
+		case json.Number:
+			walk(string(v))
 		case string:
 			if len(v) >= 6 {
-				pairs = append(pairs, v, "[redacted]")
+				values = append(values, v)
 			}
 		case map[string]any:
 			for _, x := range v {
@@ -578,5 +582,10 @@ func secretRedactor(secrets map[string]any) *strings.Replacer {
 		}
 	}
 	walk(secrets)
+	slices.SortFunc(values, func(a, b string) int { return len(b) - len(a) })
+	pairs := make([]string, 0, 2*len(values))
+	for _, v := range values {
+		pairs = append(pairs, v, "[redacted]")
+	}
 	return strings.NewReplacer(pairs...)
 }

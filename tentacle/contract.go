@@ -85,7 +85,7 @@ func (r *report) dependency(n, key *yaml.Node, field, name string) Dependency {
 		return d
 	}
 	d.Protocol, _ = o.str("protocol")
-	d.Host, _ = o.str("host")
+	d.Host = r.checked(o, "host", CheckHost)
 	d.Database, _ = o.str("database")
 	d.User, _ = o.str("user")
 	d.Subject = r.checked(o, "subject", checkNATSSubject)

@@ -26,6 +26,8 @@ var (
 	webhookPath = regexp.MustCompile(`^/[A-Za-z0-9/_.-]*$`)
 	secretRef   = regexp.MustCompile(`^[A-Za-z0-9_-]+\.[A-Za-z0-9_.-]+$`)
 	portSpec    = regexp.MustCompile(`^([0-9]+)/(TCP|UDP)$`)
+	// hostLabel is one label of a DNS name (RFC 1123, any case).
+	hostLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
 )
 
 const maxTentacleName = 63
@@ -48,6 +50,26 @@ func checkTentacleName(s string) error {
 func checkIdent(what, s string) error {
 	if !identName.MatchString(s) {
 		return fmt.Errorf("%s %q %s", what, s, identRule)
+	}
+	return nil
+}
+
+// CheckHost accepts a DNS name or an IP address and nothing else: the
+// host ends up in the node runtime's network allow-list and in a
+// NetworkPolicy, where a comma, a range or a port would open more than
+// the contract says.
+func CheckHost(s string) error {
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		return nil
+	}
+	bad := fmt.Errorf("%q must be a host name (e.g. api.example.com) or an IP address, without a scheme, port, path or range", s)
+	if len(s) > 253 {
+		return bad
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if !hostLabel.MatchString(label) {
+			return bad
+		}
 	}
 	return nil
 }

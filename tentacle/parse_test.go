@@ -395,6 +395,11 @@ func TestParseErrors(t *testing.T) {
 		{"dependency not a mapping", base + "contract:\n  version: 1\n  dependencies:\n    gh: https\n", 11, 9, "contract.dependencies.gh", "must be a mapping, got a string", 0},
 		{"dependency protocol missing", base + "contract:\n  version: 1\n  dependencies:\n    gh:\n      host: x\n", 11, 5, "contract.dependencies.gh.protocol", `missing required field "protocol"`, 0},
 		{"https host missing", base + "contract:\n  version: 1\n  dependencies:\n    gh:\n      protocol: https\n", 11, 5, "contract.dependencies.gh.host", `missing required field "host"`, 0},
+		{"host with a second host", base + "contract:\n  version: 1\n  dependencies:\n    gh:\n      protocol: https\n      host: api.example.com,169.254.169.254\n", 13, 13, "contract.dependencies.gh.host", "must be a host name", 0},
+		{"host as a range", base + "contract:\n  version: 1\n  dependencies:\n    gh:\n      protocol: https\n      host: 0.0.0.0/0\n", 13, 13, "contract.dependencies.gh.host", "without a scheme, port, path or range", 0},
+		{"host with a scheme", base + "contract:\n  version: 1\n  dependencies:\n    gh:\n      protocol: https\n      host: https://api.github.com\n", 13, 13, "contract.dependencies.gh.host", "must be a host name", 0},
+		{"host with a port", base + "contract:\n  version: 1\n  dependencies:\n    gh:\n      protocol: https\n      host: api.github.com:8443\n", 13, 13, "contract.dependencies.gh.host", "must be a host name", 0},
+		{"host with a space", base + "contract:\n  version: 1\n  dependencies:\n    gh:\n      protocol: https\n      host: \"api .github.com\"\n", 13, 13, "contract.dependencies.gh.host", "must be a host name", 0},
 		{"http host missing", base + "contract:\n  version: 1\n  dependencies:\n    gh:\n      protocol: http\n", 11, 5, "contract.dependencies.gh.host", `missing required field "host"`, 0},
 		{"postgresql user missing", base + "contract:\n  version: 1\n  dependencies:\n    db:\n      protocol: postgresql\n      host: h\n      database: d\n", 11, 5, "contract.dependencies.db.user", `missing required field "user"`, 0},
 		{"postgresql database missing", base + "contract:\n  version: 1\n  dependencies:\n    db:\n      protocol: postgresql\n      host: h\n      user: u\n", 11, 5, "contract.dependencies.db.database", `missing required field "database"`, 0},
@@ -861,6 +866,19 @@ func TestProblemString(t *testing.T) {
 	for _, tt := range tests {
 		if got := tt.p.String(); got != tt.want {
 			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+func TestHostsThatAreAccepted(t *testing.T) {
+	for _, host := range []string{"api.github.com", "localhost", "127.0.0.1", "10.1.2.3", "2001:db8::1", "API.Example.COM", "a-b.c", "svc.enclave.svc.cluster.local."} {
+		if err := CheckHost(host); err != nil {
+			t.Errorf("CheckHost(%q) = %v", host, err)
+		}
+	}
+	for _, host := range []string{"", "-a.com", "a..b", "a_b.com", "fe80::1%eth0", "a.com/x", "a.com@b", strings.Repeat("a.", 130) + "com"} {
+		if err := CheckHost(host); err == nil {
+			t.Errorf("CheckHost(%q) accepted", host)
 		}
 	}
 }
