@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,6 +116,9 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		"errorRate":     0.0,
 		"inFlight":      s.inFlight.Load(),
 		"lastRunFailed": st.lastFailed,
+		// The pid tells a prober which process answered, should another
+		// have taken the port.
+		"pid": os.Getpid(),
 	}
 	if st.total > 0 {
 		detail["errorRate"] = float64(st.failed) / float64(st.total)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -92,7 +93,7 @@ func TestServerRun(t *testing.T) {
 	resp, _ = http.Get(srv.URL + "/health?detail=1")
 	m := decodeBody(t, resp)
 	if m["totalEvents"] != 4.0 || m["errorCount"] != 1.0 || m["errorRate"] != 0.25 || m["lastRunFailed"] != true ||
-		m["lastError"] != "a: asked to fail" || m["loadErrors"] == nil || m["inFlight"] != 0.0 {
+		m["lastError"] != "a: asked to fail" || m["loadErrors"] == nil || m["inFlight"] != 0.0 || m["pid"] != float64(os.Getpid()) {
 		t.Fatalf("health detail = %v", m)
 	}
 	resp, _ = http.Post(srv.URL+"/health", "", nil)

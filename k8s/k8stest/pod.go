@@ -2,6 +2,7 @@ package k8stest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -262,9 +263,11 @@ func (p *pod) runOnce(c *container) (int32, metav1.Time) {
 	p.mu.Unlock()
 	p.kickStatus()
 
-	// Ready once /health answers, as a readiness probe on it would say.
+	// Ready once /health answers, as a readiness probe on it would say,
+	// and from this very process: the port was free when picked, but
+	// another engine may have taken it before this one bound it.
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
-	health := "http://127.0.0.1:" + strconv.Itoa(port) + "/health"
+	health := "http://127.0.0.1:" + strconv.Itoa(port) + "/health?detail=1"
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for ready := false; !ready; {
@@ -276,10 +279,7 @@ func (p *pod) runOnce(c *container) (int32, metav1.Time) {
 			return exitCode(cmd.ProcessState), startedAt
 		case <-tick.C:
 		}
-		if res, err := client.Get(health); err == nil {
-			res.Body.Close()
-			ready = res.StatusCode == http.StatusOK
-		}
+		ready = answeredBy(client, health, cmd.Process.Pid)
 	}
 	p.mu.Lock()
 	c.ready = true
@@ -304,6 +304,20 @@ func terminate(proc *os.Process, exited <-chan struct{}) {
 	}
 	signalGroup(proc, syscall.SIGKILL)
 	<-exited
+}
+
+// answeredBy reports whether the engine at url is healthy and is the
+// process pid.
+func answeredBy(client *http.Client, url string, pid int) bool {
+	res, err := client.Get(url)
+	if err != nil {
+		return false
+	}
+	defer res.Body.Close()
+	var detail struct {
+		Pid int `json:"pid"`
+	}
+	return res.StatusCode == http.StatusOK && json.NewDecoder(res.Body).Decode(&detail) == nil && detail.Pid == pid
 }
 
 func freePort() (int, error) {
