@@ -30,6 +30,7 @@ const (
 	// Config.EnclaveRole, which Provision binds to the bot there.
 	InEnclave
 	// InBotNamespace: in Config.BotNamespace, granted by the bot's Role.
+	// The bot needs nothing there today, so the chart makes no Role.
 	InBotNamespace
 )
 
@@ -60,6 +61,12 @@ type Access struct {
 // RequiredAccess is every permission the bot needs, for the cluster check
 // and for the Helm chart's RBAC, which is made from it (rbac.go).
 //
+// It is exactly what the code asks the API server for, and no more: each
+// verb below is used by some operation, which its comment names, and
+// TestBotOperationsUnderChartRBAC fails when a granted verb goes unused.
+// Take a verb out here when the code stops using it; add one only with
+// the call that needs it.
+//
 // Cluster-wide the bot holds only what is harmless in any namespace or
 // what the chart's admission policy confines to enclaves: reading
 // namespaces, creating enclave namespaces, and applying the one
@@ -67,16 +74,27 @@ type Access struct {
 // Everything it writes inside an enclave, the namespace object itself
 // included, comes from that role. Server-side apply is a PATCH, and
 // creates what does not exist yet, which the API server authorizes as
-// create too: hence create and patch together.
+// create too: hence create and patch together. The bot writes only with
+// apply, create, JSON patch and delete, never with PUT, so no rule grants
+// update.
 var RequiredAccess = []Access{
+	// get: Provision (before the enclave's RoleBinding exists, and of
+	// namespaces that are not enclaves), Get, every tentacle operation's
+	// enclave lookup, Deprovision's wait; list: List, Check; watch:
+	// Deprovision's wait; create: Provision.
 	{Resource: "namespaces", Verbs: []string{"get", "list", "watch", "create"}, Scope: ClusterWide,
 		Why: "finding enclaves, creating them, and waiting for a deprovisioned one to be gone"},
+	// Provision applies it (create the first time, patch after);
+	// CheckGuard's dry run creates one.
 	{Group: "rbac.authorization.k8s.io", Resource: "rolebindings", Verbs: []string{"create", "patch"}, Scope: ClusterWide,
 		Why: "each enclave's binding of the enclave role to the bot"},
+	// get: Check; bind: the API server asks for it when Provision writes
+	// the RoleBinding.
 	{Group: "rbac.authorization.k8s.io", Resource: "clusterroles", Verbs: []string{"get", "bind"}, Scope: ClusterWide, OnlyEnclaveRole: true,
 		Why: "binding a role needs bind on it (or every right in it); get lets the check see it exists"},
+	// Check, and Deploy's choice of RuntimeClass.
 	{Group: "node.k8s.io", Resource: "runtimeclasses", Verbs: []string{"get"}, Scope: ClusterWide,
-		Why: "the cluster check looks for the gVisor RuntimeClass"},
+		Why: "the cluster check and deploys look for the gVisor RuntimeClass"},
 	// Every authenticated user has these two through system:basic-user;
 	// they are listed so the bot does not depend on that default.
 	{Group: "authorization.k8s.io", Resource: "selfsubjectaccessreviews", Verbs: []string{"create"}, Scope: ClusterWide,
@@ -86,35 +104,51 @@ var RequiredAccess = []Access{
 
 	// RBAC files a request on namespace x itself under namespace x, so
 	// the enclave's own RoleBinding covers its Namespace object.
+	// patch: Provision's last apply, SetFrozen; delete: Deprovision.
 	{Resource: "namespaces", Verbs: []string{"patch", "delete"}, Scope: InEnclave,
 		Why: "marking the enclave provisioned, frozen or active, and deprovisioning it"},
+	// Provision applies these three.
 	{Resource: "resourcequotas", Verbs: []string{"create", "patch"}, Scope: InEnclave,
 		Why: "the enclave's quota"},
 	{Resource: "limitranges", Verbs: []string{"create", "patch"}, Scope: InEnclave,
 		Why: "the enclave's per-container defaults and limits"},
 	{Resource: "serviceaccounts", Verbs: []string{"create", "patch"}, Scope: InEnclave,
 		Why: "the enclave's tentacle ServiceAccount"},
-	{Group: "networking.k8s.io", Resource: "networkpolicies", Verbs: []string{"get", "list", "create", "update", "patch", "delete"}, Scope: InEnclave,
+	// get: a tentacle's state (Deploy, Rollback, Undeploy), as metadata;
+	// create, patch: Provision's and Deploy's applies; delete: Undeploy.
+	{Group: "networking.k8s.io", Resource: "networkpolicies", Verbs: []string{"get", "create", "patch", "delete"}, Scope: InEnclave,
 		Why: "the enclave's default-deny, DNS and bot policies, and tentacle egress policies from their contracts"},
-	{Resource: "configmaps", Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}, Scope: InEnclave,
+	// get: Rollback reads a revision's files, Deploy a clashing
+	// revision's labels; list: a tentacle's revisions (Deploy, Revisions,
+	// Rollback, Undeploy), as metadata; create: Deploy, one immutable
+	// ConfigMap per revision; delete: pruning old revisions, a failed
+	// deploy's revision, Undeploy.
+	{Resource: "configmaps", Verbs: []string{"get", "list", "create", "delete"}, Scope: InEnclave,
 		Why: "tentacle code and revisions"},
-	{Resource: "secrets", Verbs: []string{"get", "list", "create", "update", "patch", "delete"}, Scope: InEnclave,
+	// get: a tentacle's state, as metadata (never the values); create,
+	// patch: Deploy's apply; delete: Undeploy.
+	{Resource: "secrets", Verbs: []string{"get", "create", "patch", "delete"}, Scope: InEnclave,
 		Why: "tentacle secrets"},
-	{Resource: "services", Verbs: []string{"get", "list", "create", "update", "patch", "delete"}, Scope: InEnclave,
+	// get: a tentacle's state and Run, as metadata; create, patch:
+	// Deploy's apply; delete: Undeploy.
+	{Resource: "services", Verbs: []string{"get", "create", "patch", "delete"}, Scope: InEnclave,
 		Why: "tentacle Services the bot posts runs to"},
-	{Group: "apps", Resource: "deployments", Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}, Scope: InEnclave,
+	// get: Status, a tentacle's state, Rollback, Logs; list: List and
+	// WaitReady; watch: WaitReady; create, patch: Deploy's apply, and
+	// patch for Restart; delete: Undeploy.
+	{Group: "apps", Resource: "deployments", Verbs: []string{"get", "list", "watch", "create", "patch", "delete"}, Scope: InEnclave,
 		Why: "tentacle Deployments"},
-	{Group: "apps", Resource: "replicasets", Verbs: []string{"get", "list", "watch"}, Scope: InEnclave,
-		Why: "tentacle rollout status"},
-	{Resource: "pods", Verbs: []string{"get", "list", "watch"}, Scope: InEnclave,
-		Why: "tentacle status and restarts"},
+	// Events finds the tentacle's ReplicaSets by label.
+	{Group: "apps", Resource: "replicasets", Verbs: []string{"list"}, Scope: InEnclave,
+		Why: "tentacle events"},
+	// list: Status, List, Logs, WaitReady; watch: WaitReady.
+	{Resource: "pods", Verbs: []string{"list", "watch"}, Scope: InEnclave,
+		Why: "tentacle status, restarts and readiness"},
 	{Resource: "pods/log", Verbs: []string{"get"}, Scope: InEnclave,
 		Why: "tentacle logs"},
-	{Resource: "events", Verbs: []string{"get", "list", "watch"}, Scope: InEnclave,
+	// Events lists the enclave's events.
+	{Resource: "events", Verbs: []string{"list"}, Scope: InEnclave,
 		Why: "tentacle events"},
-
-	{Group: "coordination.k8s.io", Resource: "leases", Verbs: []string{"get", "create", "update"}, Scope: InBotNamespace,
-		Why: "leader election between bot replicas"},
 }
 
 // CheckStatus is one line's outcome.

@@ -122,7 +122,6 @@ func TestCheckWithoutRights(t *testing.T) {
 		"✗ rolebindings.rbac.authorization.k8s.io cluster-wide: missing create, patch",
 		"✗ clusterroles.rbac.authorization.k8s.io kraken-enclave cluster-wide: missing get, bind",
 		"(resourceNames: [kraken-enclave])",
-		"✗ leases.coordination.k8s.io in namespace kraken-system: missing get, create, update",
 		"! rights in each enclave (namespaces, resourcequotas, limitranges, serviceaccounts, networkpolicies, configmaps, secrets, services, deployments, replicasets, pods, pods/log, events): not checked, the enclaves could not be listed",
 		"! RuntimeClass gvisor: could not check: the bot may not read it",
 		"problem(s) to fix",

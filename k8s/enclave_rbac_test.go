@@ -40,7 +40,6 @@ func TestEnclaveLifecycleWithTheBotsOwnRights(t *testing.T) {
 	})
 	// RBAC takes effect when the authorizer's cache has the bindings.
 	waitAllowed(t, bot.cs, authorizationv1.ResourceAttributes{Verb: "bind", Group: rbacv1.GroupName, Resource: "clusterroles", Name: o.EnclaveRole()})
-	waitAllowed(t, bot.cs, authorizationv1.ResourceAttributes{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: botNS})
 
 	ctx := enclaveCtx(t, 2*time.Minute)
 	name := enclaveName(t, "enc-asbot")

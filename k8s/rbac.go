@@ -73,8 +73,9 @@ func rulesFor(scope AccessScope, o RBACOptions) []rbacv1.PolicyRule {
 // BotRBAC returns everything that gives the bot its rights and holds it
 // to them, in an order they can be applied in: a ClusterRole for what it
 // needs cluster-wide, the enclave ClusterRole it binds to itself in each
-// enclave namespace, a Role in its own namespace, and the admission
-// policy. The rules are RequiredAccess, scope by scope.
+// enclave namespace, a Role in its own namespace when RequiredAccess has
+// anything InBotNamespace, and the admission policy. The rules are
+// RequiredAccess, scope by scope.
 //
 // RBAC cannot say "only in namespaces you made". Creating an enclave's
 // first RoleBinding is therefore a cluster-wide right, and with bind on
@@ -99,7 +100,7 @@ func BotRBAC(o RBACOptions) []runtime.Object {
 	}
 	fail := admissionv1.Fail
 	forbidden := metav1.StatusReasonForbidden
-	return []runtime.Object{
+	objs := []runtime.Object{
 		&rbacv1.ClusterRole{TypeMeta: rbacType("ClusterRole"), ObjectMeta: meta(o.Name, ""), Rules: rulesFor(ClusterWide, o)},
 		&rbacv1.ClusterRole{TypeMeta: rbacType("ClusterRole"), ObjectMeta: meta(o.EnclaveRole(), ""), Rules: rulesFor(InEnclave, o)},
 		&rbacv1.ClusterRoleBinding{
@@ -108,13 +109,20 @@ func BotRBAC(o RBACOptions) []runtime.Object {
 			Subjects:   bot,
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: o.Name},
 		},
-		&rbacv1.Role{TypeMeta: rbacType("Role"), ObjectMeta: meta(o.Name, o.Namespace), Rules: rulesFor(InBotNamespace, o)},
-		&rbacv1.RoleBinding{
-			TypeMeta:   rbacType("RoleBinding"),
-			ObjectMeta: meta(o.Name, o.Namespace),
-			Subjects:   bot,
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: o.Name},
-		},
+	}
+	// The bot's own namespace gets a Role only when it needs something
+	// there (nothing, today).
+	if rules := rulesFor(InBotNamespace, o); len(rules) > 0 {
+		objs = append(objs,
+			&rbacv1.Role{TypeMeta: rbacType("Role"), ObjectMeta: meta(o.Name, o.Namespace), Rules: rules},
+			&rbacv1.RoleBinding{
+				TypeMeta:   rbacType("RoleBinding"),
+				ObjectMeta: meta(o.Name, o.Namespace),
+				Subjects:   bot,
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: o.Name},
+			})
+	}
+	return append(objs,
 		&admissionv1.ValidatingAdmissionPolicy{
 			TypeMeta:   admissionType("ValidatingAdmissionPolicy"),
 			ObjectMeta: meta(o.PolicyName(), ""),
@@ -183,7 +191,7 @@ func BotRBAC(o RBACOptions) []runtime.Object {
 				ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
 			},
 		},
-	}
+	)
 }
 
 // celIsEnclave is a CEL condition: the Namespace in variable obj is null
