@@ -3,6 +3,7 @@ package k8s
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -279,10 +280,31 @@ func (c *Client) Check(ctx context.Context) CheckReport {
 			Fix:   fmt.Sprintf("run the check again once an enclave is provisioned; these rights come from ClusterRole %s, which each enclave binds to the bot", c.cfg.EnclaveRole)})
 	}
 
+	add(c.checkGuard(ctx, who))
 	add(c.checkGVisor(ctx))
 	add(c.checkEnclaveRole(ctx))
 	add(c.checkDefaultQuota())
 	return r
+}
+
+// checkGuard reports whether the admission policy confines the identity
+// the check runs as. The policy names only the bot's service account, so
+// an unconfined administrator running the check is a warning, while an
+// unconfined service account is a failure: the bot refuses to run so.
+func (c *Client) checkGuard(ctx context.Context, who string) CheckItem {
+	const fix = "install the Helm chart's ValidatingAdmissionPolicy and its binding (Kubernetes 1.30 or later); without them the bot's right to create RoleBindings reaches beyond its enclaves"
+	switch err := c.CheckGuard(ctx); {
+	case err == nil:
+		return CheckItem{Status: CheckOK, Title: "the admission policy keeps the bot's RoleBindings inside its enclaves"}
+	case errors.Is(err, ErrUnguarded) && !strings.HasPrefix(who, `"system:serviceaccount:`):
+		return CheckItem{Status: CheckWarn,
+			Title: fmt.Sprintf("the admission policy does not confine %s, which the check runs as", who),
+			Fix:   "run the check with the bot's own credentials to see whether the policy confines the bot; if it does not: " + fix}
+	case errors.Is(err, ErrUnguarded):
+		return CheckItem{Status: CheckFail, Title: fmt.Sprintf("%s may bind the enclave role outside enclaves: the admission policy is not in force", who), Fix: fix}
+	default:
+		return CheckItem{Status: CheckFail, Title: "admission policy: " + err.Error(), Fix: fix}
+	}
 }
 
 func (c *Client) serverVersion(ctx context.Context) (*version.Info, error) {
