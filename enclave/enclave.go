@@ -66,6 +66,9 @@ type Provenance struct {
 type Cluster interface {
 	// Provision creates or converges everything the enclave needs. It is
 	// idempotent: running it again after a crash half way finishes the job.
+	// A ready enclave keeps its recorded owner and frozen state (transfer
+	// and SetFrozen change those); an enclave of that name belonging to
+	// another channel is ErrNameTaken.
 	Provision(ctx context.Context, e Enclave, p Provenance) error
 	// Get reads an enclave back; ErrNotFound when there is none.
 	Get(ctx context.Context, name string) (Enclave, error)
@@ -74,7 +77,8 @@ type Cluster interface {
 	// SetFrozen records the frozen state on the enclave.
 	SetFrozen(ctx context.Context, name string, frozen bool, p Provenance) error
 	// Deprovision removes the enclave and everything in it and waits for
-	// it to be gone, up to the context's deadline.
+	// it to be gone, up to the context's deadline (five minutes when it
+	// has none).
 	Deprovision(ctx context.Context, name string, p Provenance) error
 }
 

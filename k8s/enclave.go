@@ -65,11 +65,32 @@ const (
 // stateFieldManager owns the annotations SetFrozen writes. A second
 // manager is what lets SetFrozen apply those alone: an apply by
 // FieldManager that left out the labels and other annotations would
-// remove them. Provision, which applies with Force, takes the state back.
+// remove them. Provision applies the frozen state too (leaving it out
+// would remove it), but only ever the one already recorded on a ready
+// enclave, so the two never disagree on its value.
 const stateFieldManager = FieldManager + "-state"
 
 // Provision creates or converges the enclave's namespace and the objects
 // in it.
+//
+// An enclave belongs to the Slack channel that provisioned it (its team
+// and channel ids, not the channel's name, which may change). When the
+// namespace exists and belongs to another channel, Provision returns
+// enclave.ErrNameTaken and changes nothing: one channel can't take over,
+// or re-label, another's enclave by asking for its name. Whether it is
+// ready or half made does not matter.
+//
+// On an enclave that exists and is ready, Provision is a reconcile: it
+// converges the objects, the quota and the channel's name, but keeps
+// what other operations own:
+//   - the owner recorded on the namespace, whatever e.Owner says (giving
+//     the enclave to someone else is a transfer, not a reconcile);
+//   - the frozen state, whatever e.Frozen says: only SetFrozen changes
+//     it, so a reconcile can't thaw an archived channel's enclave;
+//   - the provenance of the provision that made it.
+//
+// A new enclave, or one whose first provision stopped part way (not yet
+// ready), takes its owner and frozen state from e: it may start frozen.
 //
 // The order follows the bot's rights. Cluster-wide it may only create
 // namespaces and apply RoleBindings (both confined to enclaves by the
@@ -119,6 +140,15 @@ func (c *Client) Provision(ctx context.Context, e enclave.Enclave, p enclave.Pro
 	if ns.DeletionTimestamp != nil {
 		return fmt.Errorf("%s: %w", op, ErrTerminating)
 	}
+	// Another channel's enclave, even half made, is left alone. A
+	// namespace made by this call carries e's ids, so this only refuses
+	// one that was there before, or made by a concurrent Provision.
+	if a := ns.Annotations; a[AnnotationChannel] != e.Channel.ID || a[AnnotationTeam] != e.Channel.TeamID {
+		c.log.Warn("enclave name asked for by another channel", "enclave", name,
+			"channel", e.Channel.ID, "team", e.Channel.TeamID,
+			"owner_channel", a[AnnotationChannel], "owner_team", a[AnnotationTeam], "actor", p.Actor)
+		return fmt.Errorf("%s: %w: the enclave name %s is already used by another channel; pick another name", op, enclave.ErrNameTaken, name)
+	}
 	// The provenance on the namespace is the provision that made it:
 	// re-running Provision (a reconcile) leaves it, and so changes nothing
 	// when nothing else changed.
@@ -127,6 +157,13 @@ func (c *Client) Provision(ctx context.Context, e enclave.Enclave, p enclave.Pro
 	}
 	if v, ok := ns.Annotations[AnnotationAt]; ok {
 		meta.at = v
+	}
+	// A ready enclave keeps its owner and frozen state (see above).
+	if !created && readyState(ns.Annotations[AnnotationState]) {
+		if v := ns.Annotations[AnnotationOwner]; v != "" {
+			e.Owner = v
+		}
+		e.Frozen = ns.Annotations[AnnotationFrozen] == "true"
 	}
 	final := StateActive
 	if e.Frozen {
@@ -160,13 +197,19 @@ func (c *Client) Provision(ctx context.Context, e enclave.Enclave, p enclave.Pro
 			return err
 		}},
 		provisionStep{"Namespace " + final, func(ctx context.Context) error {
-			_, err := c.cs.CoreV1().Namespaces().Apply(ctx, namespaceConfig(e, q, meta, final), applyOptions())
+			// The UID makes the apply fail, rather than create a namespace
+			// or overwrite another channel's, when the one checked above
+			// was deleted (and maybe made again) since.
+			_, err := c.cs.CoreV1().Namespaces().Apply(ctx, namespaceConfig(e, q, meta, final).WithUID(ns.UID), applyOptions())
 			return err
 		}},
 	)
 	for _, s := range steps {
 		if err := c.whenAuthorized(ctx, s.apply); err != nil {
 			c.log.Warn("enclave provision failed part way", "enclave", name, "step", s.what, "err", err)
+			if s.what == "Namespace "+final && (apierrors.IsNotFound(err) || apierrors.IsConflict(err) || uidChanged(err)) {
+				return fmt.Errorf("%s: the namespace was deleted or replaced while provisioning; provision again: %w", op, err)
+			}
 			return apiError(op+": apply "+s.what, err)
 		}
 	}
@@ -278,8 +321,7 @@ func limitRangeConfig(ns string, q quotaSpec) *corev1ac.LimitRangeApplyConfigura
 // lookups out and the bot in; tentacles open their declared egress with
 // policies of their own.
 func (c *Client) policyConfigs(ns string) []*networkingv1ac.NetworkPolicyApplyConfiguration {
-	all := metav1ac.LabelSelector() // empty: every pod in the namespace
-	dnsPort := intstr.FromInt32(53)
+	all := metav1ac.LabelSelector()         // empty: every pod in the namespace
 	botPort := intstr.FromInt32(EnginePort) // where tentacles serve /run and /health
 	return []*networkingv1ac.NetworkPolicyApplyConfiguration{
 		networkingv1ac.NetworkPolicy(EnclavePolicyDefaultDeny, ns).
@@ -292,14 +334,7 @@ func (c *Client) policyConfigs(ns string) []*networkingv1ac.NetworkPolicyApplyCo
 			WithSpec(networkingv1ac.NetworkPolicySpec().
 				WithPodSelector(all).
 				WithPolicyTypes(networkingv1.PolicyTypeEgress).
-				WithEgress(networkingv1ac.NetworkPolicyEgressRule().
-					WithTo(networkingv1ac.NetworkPolicyPeer().
-						WithNamespaceSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{corev1.LabelMetadataName: metav1.NamespaceSystem})).
-						WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{"k8s-app": "kube-dns"}))).
-					WithPorts(
-						networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolUDP).WithPort(dnsPort),
-						networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolTCP).WithPort(dnsPort),
-					))),
+				WithEgress(dnsEgress())),
 		networkingv1ac.NetworkPolicy(EnclavePolicyAllowBot, ns).
 			WithLabels(enclaveLabels(ns)).
 			WithSpec(networkingv1ac.NetworkPolicySpec().
@@ -447,12 +482,26 @@ func uidChanged(err error) bool {
 	})
 }
 
+// deprovisionTimeout bounds Deprovision when its context has no deadline
+// of its own. A variable so that tests can shorten it.
+var deprovisionTimeout = 5 * time.Minute
+
 // Deprovision deletes the enclave's namespace, which takes everything in
 // it along, and watches until the namespace controller has finished, up
-// to ctx's deadline. When it is not gone by then the error is a
-// *StuckTerminatingError naming what holds it.
+// to ctx's deadline, or for 5 minutes (deprovisionTimeout) when ctx has
+// none: a namespace stuck terminating would otherwise keep it waiting
+// forever. When it is not gone by then the error is a
+// *StuckTerminatingError naming what holds it, wrapping
+// context.DeadlineExceeded.
 func (c *Client) Deprovision(ctx context.Context, name string, p enclave.Provenance) error {
 	op := "deprovision enclave " + name
+	waited := "" // says how long, when the wait was this default's
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, deprovisionTimeout)
+		defer cancel()
+		waited = fmt.Sprintf(" (gave up after waiting %s)", deprovisionTimeout)
+	}
 	ns, err := c.enclaveNamespace(ctx, name, op)
 	if err != nil {
 		return err
@@ -477,7 +526,7 @@ func (c *Client) Deprovision(ctx context.Context, name string, p enclave.Provena
 	if err := c.waitGone(ctx, ns); err != nil {
 		var stuck *StuckTerminatingError
 		if errors.As(err, &stuck) {
-			return fmt.Errorf("%s: %w", op, err)
+			return fmt.Errorf("%s%s: %w", op, waited, err)
 		}
 		return apiError(op+": wait for the namespace to be gone", err)
 	}

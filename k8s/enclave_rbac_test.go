@@ -38,8 +38,11 @@ func TestEnclaveLifecycleWithTheBotsOwnRights(t *testing.T) {
 	bot := newEnclaveClient(t, rc, func(c *Config) {
 		c.BotNamespace, c.BotServiceAccount, c.EnclaveRole = botNS, o.ServiceAccount, o.EnclaveRole()
 	})
-	// RBAC takes effect when the authorizer's cache has the bindings.
+	// RBAC takes effect when the authorizer's cache has the bindings, and
+	// the admission policy when the API server's has the policy and its
+	// binding (the check below fails until then).
 	waitAllowed(t, bot.cs, authorizationv1.ResourceAttributes{Verb: "bind", Group: rbacv1.GroupName, Resource: "clusterroles", Name: o.EnclaveRole()})
+	waitGuarded(t, bot)
 
 	ctx := enclaveCtx(t, 2*time.Minute)
 	name := enclaveName(t, "enc-asbot")
@@ -135,6 +138,25 @@ func applyRBAC(t *testing.T, cs kubernetes.Interface, objs []runtime.Object) {
 				t.Errorf("delete %T: %v", obj, err)
 			}
 		})
+	}
+}
+
+// waitGuarded waits until the admission policy confines c's user: a
+// policy and its binding reach the API server's admission a moment after
+// they are written.
+func waitGuarded(t *testing.T, c *Client) {
+	t.Helper()
+	ctx := enclaveCtx(t, 30*time.Second)
+	for {
+		err := c.CheckGuard(ctx)
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the admission policy never took effect: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 

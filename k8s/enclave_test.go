@@ -222,14 +222,15 @@ func TestProvisionTwiceChangesNothing(t *testing.T) {
 		}
 	}
 
-	// A real change converges in place and the enclave stays ready.
+	// A real change converges in place and the enclave stays ready; the
+	// owner is not the reconcile's to change (TestProvisionKeepsTheOwner).
 	e.Quota.Pods = 7
 	e.Owner = "U0002"
 	noErr(t, c.Provision(ctx, e, later))
 	got, err := c.Get(ctx, name)
 	noErr(t, err)
-	if got.Quota.Pods != 7 || got.Owner != "U0002" || !got.Ready {
-		t.Errorf("after changing pods and owner: %+v", got)
+	if got.Quota.Pods != 7 || got.Owner != "U0001" || !got.Ready {
+		t.Errorf("after changing pods (and asking for another owner): %+v", got)
 	}
 	q, err := cs.CoreV1().ResourceQuotas(name).Get(ctx, EnclaveQuota, metav1.GetOptions{})
 	noErr(t, err)
@@ -302,7 +303,8 @@ func TestProvisionRefusesBadQuota(t *testing.T) {
 	t.Parallel()
 	rc, rec := recordedConfig(k8stest.Config(t))
 	c := newEnclaveClient(t, rc, nil)
-	e := testEnclave(k8stest.UniqueName("enc-badquota"))
+	// Deleted at the end should Provision ever create it regardless.
+	e := testEnclave(enclaveName(t, "enc-badquota"))
 	e.Quota.CPU = "lots"
 	err := c.Provision(enclaveCtx(t, time.Minute), e, testProvenance)
 	if !errors.Is(err, ErrQuotaInvalid) || !strings.Contains(err.Error(), `CPU "lots"`) {
@@ -413,14 +415,16 @@ func TestSetFrozenRoundTrip(t *testing.T) {
 		}
 	}
 
-	// Provision, which owns the state, takes it back without conflict.
+	// Provision, which applies the state too, re-applies the recorded one
+	// without conflict, whatever e.Frozen says
+	// (TestProvisionKeepsTheFrozenState).
 	e.Frozen = true
 	noErr(t, c.Provision(ctx, e, testProvenance))
-	if got, err := c.Get(ctx, name); err != nil || !got.Frozen || !got.Ready {
-		t.Errorf("Provision frozen: %+v, %v", got, err)
+	if got, err := c.Get(ctx, name); err != nil || got.Frozen || !got.Ready {
+		t.Errorf("Provision with Frozen=true after SetFrozen(false): %+v, %v", got, err)
 	}
 
-	absent := k8stest.UniqueName("enc-absent")
+	absent := enclaveName(t, "enc-absent") // deleted at the end should SetFrozen make it
 	if err := c.SetFrozen(ctx, absent, true, testProvenance); !errors.Is(err, enclave.ErrNotFound) {
 		t.Errorf("SetFrozen of an absent enclave = %v, want ErrNotFound", err)
 	}
@@ -718,7 +722,7 @@ func TestProvisionForbiddenSaysWhichPermission(t *testing.T) {
 	rc := k8stest.Config(t)
 	rc.Impersonate = rest.ImpersonationConfig{UserName: k8stest.UniqueName("nobody")}
 	c := newEnclaveClient(t, rc, nil)
-	name := k8stest.UniqueName("enc-forbidden")
+	name := enclaveName(t, "enc-forbidden") // deleted at the end should the refusal come too late
 	err := c.Provision(enclaveCtx(t, time.Minute), testEnclave(name), testProvenance)
 	var f *ForbiddenError
 	if !errors.As(err, &f) {
