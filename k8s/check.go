@@ -403,7 +403,12 @@ func (c *Client) checkAccess(ctx context.Context, a *Access, sample, who string)
 
 func (c *Client) checkGVisor(ctx context.Context) CheckItem {
 	class := c.cfg.RuntimeClass
-	if class == "" {
+	switch class {
+	case NoRuntimeClass:
+		return CheckItem{Status: CheckWarn,
+			Title: "gVisor is turned off: tentacles run without sandbox isolation, sharing the node's kernel",
+			Fix:   "install gVisor (runsc) on the nodes and set gvisor.enabled in the chart"}
+	case "":
 		class = DefaultRuntimeClass
 	}
 	_, err := c.cs.NodeV1().RuntimeClasses().Get(ctx, class, metav1.GetOptions{})

@@ -69,7 +69,8 @@ type Config struct {
 	// to a gVisor node pool.
 	NodeSelector map[string]string
 	// RuntimeClass is the RuntimeClass tentacle pods run with when the
-	// cluster has it; empty means DefaultRuntimeClass (gvisor).
+	// cluster has it; empty means DefaultRuntimeClass (gvisor), and
+	// NoRuntimeClass ("none") turns the sandbox off.
 	RuntimeClass string
 }
 

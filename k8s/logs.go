@@ -30,8 +30,9 @@ func (t *Tentacles) Logs(ctx context.Context, enc, name string, opts tentacle.Lo
 	}
 	pod := newestPod(pods.Items)
 	if pod == nil {
-		if _, err := t.meta.Resource(gvrDeployments).Namespace(enc).Get(ctx, name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("%s: %w", op, tentacle.ErrNotDeployed)
+		dep, err := t.meta.Resource(gvrDeployments).Namespace(enc).Get(ctx, name, metav1.GetOptions{})
+		if err := tentaclesObject(dep, err, name, op); err != nil {
+			return nil, err
 		}
 		return nil, fmt.Errorf("%s: it has no pod yet, so no logs; see its status", op)
 	}

@@ -1,11 +1,13 @@
 package k8s
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -55,10 +57,25 @@ const (
 	// DefaultRuntimeClass is the gVisor RuntimeClass used when the
 	// cluster has it.
 	DefaultRuntimeClass = "gvisor"
+	// NoRuntimeClass as Config.RuntimeClass turns gVisor off: tentacle
+	// pods get no runtimeClassName, the RuntimeClass is not looked up and
+	// deploys do not warn about it. The Helm chart passes it when
+	// gvisor.enabled is false (an empty Config.RuntimeClass means
+	// DefaultRuntimeClass, so it cannot be the off switch).
+	NoRuntimeClass = "none"
 	// MaxRevisions is how many revisions of a tentacle are kept.
 	MaxRevisions = 10
 	// nobody is the uid and gid tentacle containers run as.
 	nobody = 65534
+	// maxObjectSize bounds a revision's ConfigMap (its keys, files and
+	// annotations together) and a tentacle's Secret (keys and values).
+	// The API server counts only the values against its own 1 MiB, but
+	// the whole object has to fit in one etcd request too: counting
+	// everything keeps a clear margin.
+	maxObjectSize = 1 << 20
+	// maxAnnotations is the API server's bound on an object's
+	// annotations (keys and values).
+	maxAnnotations = 256 << 10
 )
 
 // Object names of a tentacle.
@@ -224,6 +241,12 @@ func newDeployment(enc string, b *tentacle.Bundle, rev int, p enclave.Provenance
 		// are DNS labels that start with a letter.
 		return nil, fmt.Errorf("tentacle name %q cannot be used in a cluster: it must start with a letter and have at most 63 characters", wf.Name)
 	}
+	// Paths end up in the pod's volume, where ".." would point outside
+	// the tentacle's directory (and the API server refuses it, but only
+	// at the Deployment, the last object written).
+	if err := b.CheckPaths(); err != nil {
+		return nil, err
+	}
 	if err := b.CheckSize(); err != nil {
 		return nil, err
 	}
@@ -258,6 +281,11 @@ func newDeployment(enc string, b *tentacle.Bundle, rev int, p enclave.Provenance
 			return nil, fmt.Errorf("sidecar %q: its container would be named %q, like %s; rename the sidecar", s.Name, name, other)
 		}
 		used[name] = "sidecar " + s.Name
+		if s.Image == "" || strings.TrimSpace(s.Image) != s.Image {
+			// The API server refuses such an image only in pods, not in
+			// the Deployment: its pods would never be created.
+			return nil, fmt.Errorf("sidecar %q: its image %q must be a name with no spaces around it", s.Name, s.Image)
+		}
 		res, err := parseResources(s.Resources, sidecarDefaults, "sidecars."+s.Name+".resources")
 		if err != nil {
 			return nil, err
@@ -268,8 +296,85 @@ func newDeployment(enc string, b *tentacle.Bundle, rev int, p enclave.Provenance
 		if d.secrets, err = secretData(b.Secrets); err != nil {
 			return nil, err
 		}
+		if err := checkSecretSize(d.secrets); err != nil {
+			return nil, err
+		}
+	}
+	if err := d.checkRevisionSize(); err != nil {
+		return nil, err
 	}
 	return d, nil
+}
+
+// checkRevisionSize refuses a revision whose ConfigMap the API server
+// would refuse, or that would not fit in maxObjectSize, with
+// tentacle.ErrTooLarge. The files alone are within
+// tentacle.MaxBundleSize already; their keys and the index of files (an
+// annotation) come on top.
+func (d *deployment) checkRevisionSize() error {
+	// The size depends on the revision's number only by a few digits:
+	// measure with the widest.
+	probe := *d
+	probe.revision, probe.rollbackOf = math.MaxInt32, math.MaxInt32
+	cm, err := probe.revisionConfigMap()
+	if err != nil {
+		return err
+	}
+	files, keys, ann := 0, 0, 0
+	for k, v := range cm.Data {
+		keys, files = keys+len(k), files+len(v)
+	}
+	for k, v := range cm.BinaryData {
+		keys, files = keys+len(k), files+len(v)
+	}
+	for k, v := range cm.Annotations {
+		ann += len(k) + len(v)
+	}
+	if ann > maxAnnotations {
+		return fmt.Errorf("%w: with the index of its %d files, the revision's annotations take %s (%d bytes), more than the %s Kubernetes allows; use fewer files or shorter paths",
+			tentacle.ErrTooLarge, len(d.files), sizeText(ann), ann, sizeText(maxAnnotations))
+	}
+	if total := files + keys + ann; total > maxObjectSize {
+		return fmt.Errorf("%w: its revision would take %s (%d bytes: files %s, their names and index %s), more than the %s a revision may hold; ship fewer or smaller files, or use shorter paths",
+			tentacle.ErrTooLarge, sizeText(total), total, sizeText(files), sizeText(keys+ann), sizeText(maxObjectSize))
+	}
+	return nil
+}
+
+// checkSecretSize refuses secrets that would not fit in one Secret,
+// naming the biggest (never their values).
+func checkSecretSize(data map[string][]byte) error {
+	total := 0
+	for k, v := range data {
+		total += len(k) + len(v)
+	}
+	if total <= maxObjectSize {
+		return nil
+	}
+	names := slices.SortedFunc(maps.Keys(data), func(a, b string) int {
+		return cmp.Or(cmp.Compare(len(data[b]), len(data[a])), strings.Compare(a, b))
+	})
+	var biggest []string
+	for _, k := range names[:min(3, len(names))] {
+		biggest = append(biggest, k+" ("+sizeText(len(data[k]))+")")
+	}
+	return fmt.Errorf("%w: its secrets add up to %s (%d bytes), more than the %s a Secret may hold; the biggest are %s",
+		tentacle.ErrTooLarge, sizeText(total), total, sizeText(maxObjectSize), strings.Join(biggest, ", "))
+}
+
+// sizeText words a number of bytes; a round limit reads "1 MiB".
+func sizeText(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.Itoa(n>>20) + " MiB"
+	case n >= 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 2, 64) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.Itoa(n>>10) + " KiB"
+	case n >= 1<<10:
+		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + " KiB"
+	}
+	return strconv.Itoa(n) + " bytes"
 }
 
 var secretKey = regexp.MustCompile(`^[-_a-zA-Z0-9][-._a-zA-Z0-9]*$`)
@@ -393,19 +498,32 @@ func (d *deployment) service() *corev1ac.ServiceApplyConfiguration {
 
 // egressPolicy opens exactly what the node runtime's allow-list names
 // (d.egress, from engine.NetAllowList), plus DNS. Addresses become
-// ipBlocks, merged into the fewest CIDRs that cover exactly them. A
-// NetworkPolicy cannot name a host, so a host name opens its port to
-// every address (0.0.0.0/0 and ::/0, with no exceptions that would
-// pretend otherwise): for those, the allow-list the engine gives the
-// node runtime is what restricts the host, and the policy only the port.
-// Loopback needs no rule: sidecars are reached on localhost.
+// ipBlocks, merged into the fewest CIDRs that cover exactly them.
+//
+// A NetworkPolicy cannot name a host, so a dependency by host name opens
+// its port to every public address: 0.0.0.0/0 and ::/0 except the
+// private, carrier-grade NAT, link-local and loopback ranges (see
+// anywhere). The two layers split the work: the node runtime's
+// allow-list (Deno's --allow-net) restricts the nodes to the host name
+// itself, and this policy restricts the rest of the pod, sidecars
+// included, which run outside Deno: they can reach that port on public
+// addresses only, never the cloud's metadata service (169.254.169.254)
+// or in-cluster addresses. A dependency on a private address must
+// therefore be given by address in the contract (it then gets exactly
+// its /32), not by a host name that resolves to one. Clusters whose pod
+// or Service ranges are public addresses are not covered by the
+// exceptions. Loopback needs no rule: sidecars are reached on localhost.
 func (d *deployment) egressPolicy() *networkingv1ac.NetworkPolicyApplyConfiguration {
 	rules := []*networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration{dnsEgress()}
 	for _, r := range egressRules(d.egress) {
 		rule := networkingv1ac.NetworkPolicyEgressRule().
 			WithPorts(networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromInt32(int32(r.port))))
-		for _, cidr := range r.cidrs {
-			rule.WithTo(networkingv1ac.NetworkPolicyPeer().WithIPBlock(networkingv1ac.IPBlock().WithCIDR(cidr)))
+		for _, b := range r.to {
+			block := networkingv1ac.IPBlock().WithCIDR(b.cidr)
+			if len(b.except) > 0 {
+				block.WithExcept(b.except...)
+			}
+			rule.WithTo(networkingv1ac.NetworkPolicyPeer().WithIPBlock(block))
 		}
 		rules = append(rules, rule)
 	}

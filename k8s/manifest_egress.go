@@ -10,19 +10,44 @@ import (
 
 // egressRule opens one TCP port to some address ranges.
 type egressRule struct {
-	port  int
-	cidrs []string
+	port int
+	to   []ipBlock
 }
 
-// Everything, for host names a NetworkPolicy cannot express.
-var anywhere = []string{"0.0.0.0/0", "::/0"}
+// ipBlock is a NetworkPolicy ipBlock: cidr minus the except ranges.
+type ipBlock struct {
+	cidr   string
+	except []string
+}
+
+// Ranges an opening for a host name leaves out: private networks (where
+// the cluster's pods, Services and nodes usually are), carrier-grade NAT,
+// link-local (the clouds' metadata service at 169.254.169.254) and
+// loopback; for IPv6, unique-local and link-local addresses.
+var (
+	exceptV4 = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"}
+	exceptV6 = []string{"fc00::/7", "fe80::/10"}
+	excepted = func() []netip.Prefix {
+		var out []netip.Prefix
+		for _, c := range append(slices.Clone(exceptV4), exceptV6...) {
+			out = append(out, netip.MustParsePrefix(c))
+		}
+		return out
+	}()
+)
+
+// anywhere is every address but the excepted ranges, for host names,
+// which a NetworkPolicy cannot name.
+var anywhere = []ipBlock{{"0.0.0.0/0", exceptV4}, {"::/0", exceptV6}}
 
 // egressRules turns the node runtime's allow-list (host:port) into
 // policy rules, one per port in ascending order. Addresses on a port are
-// merged into the fewest CIDRs covering exactly them; a host name on a
-// port opens it to anywhere. Loopback is left out: no policy applies to
-// it. Entries that do not parse are dropped, as the runtime would not
-// reach them either.
+// merged into the fewest CIDRs covering exactly them. A host name on a
+// port opens it to anywhere but the private, link-local and loopback
+// ranges (see anywhere); an address given on that port which falls in
+// those ranges is opened by its own CIDR besides. Loopback is left out:
+// no policy applies to it. Entries that do not parse are dropped, as the
+// runtime would not reach them either.
 func egressRules(allow []string) []egressRule {
 	type portSet struct {
 		named bool
@@ -53,19 +78,26 @@ func egressRules(allow []string) []egressRule {
 	var rules []egressRule
 	for _, port := range slices.Sorted(maps.Keys(byPort)) {
 		s := byPort[port]
-		var cidrs []string
+		var to []ipBlock
+		addrs := s.addrs
 		if s.named {
-			cidrs = anywhere
-		} else {
-			for _, p := range coverExactly(s.addrs) {
-				cidrs = append(cidrs, p.String())
-			}
+			to = slices.Clone(anywhere)
+			// Addresses outside the excepted ranges are covered already.
+			addrs = slices.DeleteFunc(slices.Clone(addrs), func(a netip.Addr) bool { return !isExcepted(a) })
 		}
-		if len(cidrs) > 0 {
-			rules = append(rules, egressRule{port: port, cidrs: cidrs})
+		for _, p := range coverExactly(addrs) {
+			to = append(to, ipBlock{cidr: p.String()})
+		}
+		if len(to) > 0 {
+			rules = append(rules, egressRule{port: port, to: to})
 		}
 	}
 	return rules
+}
+
+// isExcepted reports whether anywhere leaves a out.
+func isExcepted(a netip.Addr) bool {
+	return slices.ContainsFunc(excepted, func(p netip.Prefix) bool { return p.Contains(a) })
 }
 
 // isLoopback tells the allow-list's sidecar entries (localhost:port),

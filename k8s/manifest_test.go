@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,21 +14,37 @@ import (
 )
 
 func TestEgressRules(t *testing.T) {
+	exact := func(cidrs ...string) []ipBlock {
+		var out []ipBlock
+		for _, c := range cidrs {
+			out = append(out, ipBlock{cidr: c})
+		}
+		return out
+	}
+	// A host name opens its port to public addresses only: never the
+	// metadata service, private networks, CGNAT, loopback or IPv6 ULA and
+	// link-local.
+	public := []ipBlock{
+		{"0.0.0.0/0", []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"}},
+		{"::/0", []string{"fc00::/7", "fe80::/10"}},
+	}
 	tests := []struct {
 		name  string
 		allow []string
 		want  []egressRule
 	}{
 		{"nothing", nil, nil},
-		{"one address", []string{"10.1.2.3:5432"}, []egressRule{{5432, []string{"10.1.2.3/32"}}}},
-		{"host name opens the port everywhere", []string{"api.example.com:443"}, []egressRule{{443, []string{"0.0.0.0/0", "::/0"}}}},
-		{"name and address on one port", []string{"api.example.com:443", "10.0.0.1:443"}, []egressRule{{443, []string{"0.0.0.0/0", "::/0"}}}},
-		{"ports sorted", []string{"10.0.0.1:8080", "10.0.0.1:443"}, []egressRule{{443, []string{"10.0.0.1/32"}}, {8080, []string{"10.0.0.1/32"}}}},
+		{"one address", []string{"10.1.2.3:5432"}, []egressRule{{5432, exact("10.1.2.3/32")}}},
+		{"host name opens the port to public addresses", []string{"api.example.com:443"}, []egressRule{{443, public}}},
+		{"name and public address on one port", []string{"api.example.com:443", "8.8.8.8:443"}, []egressRule{{443, public}}},
+		{"name and private addresses on one port", []string{"api.example.com:443", "10.0.0.1:443", "10.0.0.2:443", "192.168.1.1:443", "[fd00::1]:443"},
+			[]egressRule{{443, append(slices.Clone(public), exact("10.0.0.1/32", "10.0.0.2/32", "192.168.1.1/32", "fd00::1/128")...)}}},
+		{"ports sorted", []string{"10.0.0.1:8080", "10.0.0.1:443"}, []egressRule{{443, exact("10.0.0.1/32")}, {8080, exact("10.0.0.1/32")}}},
 		{"loopback and localhost need no rule", []string{"localhost:9000", "127.0.0.1:9000", "[::1]:9000"}, nil},
-		{"ipv6", []string{"[2001:db8::1]:443"}, []egressRule{{443, []string{"2001:db8::1/128"}}}},
+		{"ipv6", []string{"[2001:db8::1]:443"}, []egressRule{{443, exact("2001:db8::1/128")}}},
 		{"garbage dropped", []string{"no-port", "host:0", "host:x"}, nil},
-		{"enumerated /30 merges back", []string{"10.0.0.4:443", "10.0.0.5:443", "10.0.0.6:443", "10.0.0.7:443"}, []egressRule{{443, []string{"10.0.0.4/30"}}}},
-		{"unaligned run", []string{"10.0.0.3:443", "10.0.0.4:443", "10.0.0.5:443"}, []egressRule{{443, []string{"10.0.0.3/32", "10.0.0.4/31"}}}},
+		{"enumerated /30 merges back", []string{"10.0.0.4:443", "10.0.0.5:443", "10.0.0.6:443", "10.0.0.7:443"}, []egressRule{{443, exact("10.0.0.4/30")}}},
+		{"unaligned run", []string{"10.0.0.3:443", "10.0.0.4:443", "10.0.0.5:443"}, []egressRule{{443, exact("10.0.0.3/32", "10.0.0.4/31")}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,13 +73,15 @@ func TestEgressMatchesNetAllowList(t *testing.T) {
 	}
 	allow, _ := engine.NetAllowList(wf)
 	rules := egressRules(allow)
+	// anywhere stands for "every public address"; the excepted ranges
+	// are checked in TestEgressRules.
 	opened := map[int]map[netip.Addr]bool{}
 	for _, r := range rules {
 		opened[r.port] = map[netip.Addr]bool{}
-		for _, c := range r.cidrs {
-			p := netip.MustParsePrefix(c)
+		for _, b := range r.to {
+			p := netip.MustParsePrefix(b.cidr)
 			if p.Bits() == 0 {
-				opened[r.port][netip.Addr{}] = true // anywhere
+				opened[r.port][netip.Addr{}] = true
 				continue
 			}
 			for a := p.Addr(); p.Contains(a); a = a.Next() {
@@ -78,7 +97,14 @@ func TestEgressMatchesNetAllowList(t *testing.T) {
 		}
 		want[int(ap.Port())][ap.Addr()] = true
 	}
-	want[443] = map[netip.Addr]bool{{}: true} // api.example.com makes 443 open anywhere
+	// api.example.com makes 443 open to every public address; the
+	// private addresses of the range on 443 are opened one by one.
+	for a := range want[443] {
+		if !isExcepted(a) {
+			delete(want[443], a)
+		}
+	}
+	want[443][netip.Addr{}] = true
 	if !reflect.DeepEqual(opened, want) {
 		t.Errorf("opened %v\nwant %v\nrules %v", opened, want, rules)
 	}

@@ -9,8 +9,6 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/kraken-ops/kraken/tentacle"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -21,25 +19,40 @@ var ErrNotAnswering = errors.New("the tentacle is not answering; check its statu
 // maxRunResult bounds the result body read back from a run.
 const maxRunResult = 16 << 20
 
-// RunURL is where the tentacle's engine takes runs, by cluster DNS.
+// RunURL is where the tentacle's engine takes runs, by cluster DNS. It
+// leaves out the cluster domain (cluster.local by default, but not
+// always): the pod's DNS search list completes <service>.<namespace>.svc.
 func RunURL(enc, name string) string {
-	return fmt.Sprintf("http://%s.%s.svc.cluster.local:%d/run", name, enc, EnginePort)
+	return fmt.Sprintf("http://%s.%s.svc:%d/run", name, enc, EnginePort)
 }
+
+// runTransport carries runs when Config.RunTransport is nil:
+// http.DefaultTransport's settings without its proxy, so that a run's
+// input, which may hold anything, never goes to an HTTP(S)_PROXY outside
+// the cluster.
+func runTransport() http.RoundTripper {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	return tr
+}
+
+// refuseRedirects makes the client hand back a redirect answer itself
+// instead of following it; Run then refuses it.
+func refuseRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // Run posts input to the tentacle's /run and returns the engine's
 // result as it wrote it: a failed run (HTTP 500 with the result, or with
 // {"error": ...} when the executor itself failed) is a result too, not an
 // error. tentacle.ErrNotDeployed when the tentacle has no Service;
 // ErrNotAnswering when the engine cannot be reached or does not answer
-// within Config.RunTimeout.
+// within Config.RunTimeout. A redirect is refused, not followed: a
+// sidecar could otherwise send the run, and its input, to another
+// enclave's tentacle, which the person may not run.
 func (t *Tentacles) Run(ctx context.Context, enc, name string, input json.RawMessage) (json.RawMessage, error) {
 	op := fmt.Sprintf("run tentacle %s in enclave %s", name, enc)
 	svc, err := t.meta.Resource(gvrServices).Namespace(enc).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) || err == nil && !isTentacles(svc.Labels, name) {
-		return nil, fmt.Errorf("%s: %w", op, tentacle.ErrNotDeployed)
-	}
-	if err != nil {
-		return nil, apiError(op, err)
+	if err := tentaclesObject(svc, err, name, op); err != nil {
+		return nil, err
 	}
 	if len(bytes.TrimSpace(input)) == 0 {
 		input = json.RawMessage("{}")
@@ -56,9 +69,9 @@ func (t *Tentacles) Run(ctx context.Context, enc, name string, input json.RawMes
 	req.Header.Set("Content-Type", "application/json")
 	transport := t.c.cfg.RunTransport
 	if transport == nil {
-		transport = http.DefaultTransport
+		transport = t.runTransport
 	}
-	resp, err := (&http.Client{Transport: transport}).Do(req)
+	resp, err := (&http.Client{Transport: transport, CheckRedirect: refuseRedirects}).Do(req)
 	if err != nil {
 		return nil, t.notAnswering(ctx, runCtx, op, err)
 	}
@@ -69,6 +82,10 @@ func (t *Tentacles) Run(ctx context.Context, enc, name string, input json.RawMes
 	}
 	if len(body) > maxRunResult {
 		return nil, fmt.Errorf("%s: the result is larger than %d MiB", op, maxRunResult>>20)
+	}
+	if resp.StatusCode/100 == 3 {
+		return nil, fmt.Errorf("%s: the tentacle answered with a redirect (%s to %q), which is refused: a run goes to the tentacle's own engine only",
+			op, resp.Status, excerpt([]byte(resp.Header.Get("Location"))))
 	}
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusInternalServerError:

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,7 +37,15 @@ var (
 	// ErrNotReady means WaitReady saw a problem that will not go away
 	// by waiting (the status's LastError says which).
 	ErrNotReady = errors.New("tentacle not ready")
+	// ErrEnclaveNotReady means the enclave's provisioning did not finish
+	// (its namespace is still marked provisioning): it takes no deploys
+	// until it is provisioned again.
+	ErrEnclaveNotReady = errors.New("enclave not ready")
 )
+
+// NoGVisorWarning is the deploy warning of a tentacle that runs without
+// gVisor because the cluster has no such RuntimeClass.
+const NoGVisorWarning = "gVisor is not installed: this tentacle runs without sandbox isolation"
 
 const (
 	// deployTimeout bounds one deploy, and is well inside deployLock: a
@@ -72,6 +81,8 @@ type Tentacles struct {
 	cs   kubernetes.Interface
 	meta metadata.Interface
 	log  *slog.Logger
+	// runTransport carries runs when Config.RunTransport is nil.
+	runTransport http.RoundTripper
 
 	rc struct {
 		sync.Mutex
@@ -91,18 +102,34 @@ func NewTentacles(c *Client) (*Tentacles, error) {
 	if err != nil {
 		return nil, fmt.Errorf("k8s: %w", err)
 	}
-	return &Tentacles{c: c, cs: c.cs, meta: meta, log: c.log}, nil
+	return &Tentacles{c: c, cs: c.cs, meta: meta, log: c.log, runTransport: runTransport()}, nil
 }
 
 // Deploy makes b the tentacle's new revision in the enclave. Every
 // object is written once, the revision's ConfigMap first (taking the
 // revision number, which two deploys cannot both get) and the
-// Deployment last (rolling the pods). Nothing is written when the
-// enclave is missing, frozen or being removed, when the bundle is
+// Deployment last (rolling the pods). Before the first write, the four
+// applies are sent as server-side dry runs, so that an object the API
+// server would refuse (admission, validation) is refused with nothing
+// written, instead of leaving the running revision under the new
+// revision's Secret and egress policy.
+//
+// Nothing is written when the enclave is missing, not ready
+// (ErrEnclaveNotReady), frozen or being removed, when the bundle is
 // invalid or too large (tentacle.ErrTooLarge), when a name the tentacle
 // needs is taken by an object that is not the tentacle's (ErrNameClash),
-// or while another deploy of the same tentacle is under way
-// (ErrConflict).
+// while another deploy of the same tentacle is under way (ErrConflict),
+// when whether gVisor is there cannot be found out, or when the API
+// server refuses any of the objects.
+//
+// The revision's Warnings say what the person should know although the
+// deploy went through: no gVisor, parts of the contract the tentacle
+// cannot reach.
+//
+// Requests: 7 reads (the namespace, the RuntimeClass unless cached, four
+// metadata GETs and one metadata LIST), 4 dry runs, then 5 writes (the
+// ConfigMap, Secret, Service, NetworkPolicy and Deployment), plus the
+// deletes of revisions beyond MaxRevisions.
 func (t *Tentacles) Deploy(ctx context.Context, enc string, b *tentacle.Bundle, p enclave.Provenance) (tentacle.Revision, error) {
 	name := "?"
 	if b != nil && b.Workflow != nil {
@@ -123,10 +150,11 @@ func (t *Tentacles) deploy(ctx context.Context, enc string, b *tentacle.Bundle, 
 	// Everything a deploy needs to know, read at once.
 	var ns *corev1.Namespace
 	var st *tentacleState
+	var noGVisor bool
 	err = parallel(
 		func() (err error) { ns, err = t.c.enclaveNamespace(ctx, enc, op); return err },
 		func() (err error) { st, err = t.state(ctx, enc, d.name, op); return err },
-		func() (err error) { d.runtimeClass, err = t.runtimeClass(ctx, op); return err },
+		func() (err error) { d.runtimeClass, noGVisor, err = t.runtimeClass(ctx, op); return err },
 	)
 	if err != nil {
 		return tentacle.Revision{}, err
@@ -134,6 +162,9 @@ func (t *Tentacles) deploy(ctx context.Context, enc string, b *tentacle.Bundle, 
 	switch {
 	case ns.DeletionTimestamp != nil:
 		return tentacle.Revision{}, fmt.Errorf("%s: %w", op, ErrTerminating)
+	case !readyState(ns.Annotations[AnnotationState]):
+		return tentacle.Revision{}, fmt.Errorf("%s: %w: its provisioning did not finish (it is marked %q); provision it again, then deploy",
+			op, ErrEnclaveNotReady, cmp.Or(ns.Annotations[AnnotationState], "unknown"))
 	case ns.Annotations[AnnotationFrozen] == "true":
 		return tentacle.Revision{}, fmt.Errorf("%s: %w: it takes no deploys until its channel is unarchived", op, enclave.ErrFrozen)
 	}
@@ -147,30 +178,76 @@ func (t *Tentacles) deploy(ctx context.Context, enc string, b *tentacle.Bundle, 
 	d.revision = max(st.deployed, st.latest()) + 1
 	d.nodeSelector = t.c.cfg.NodeSelector
 	var warnings []string
-	d.egress, warnings = engine.NetAllowList(d.workflow)
-	for _, w := range warnings {
+	if noGVisor {
+		warnings = append(warnings, NoGVisorWarning)
+	}
+	var egressWarnings []string
+	d.egress, egressWarnings = engine.NetAllowList(d.workflow)
+	for _, w := range egressWarnings {
 		t.log.Warn("tentacle egress: "+w, "enclave", enc, "tentacle", d.name)
 	}
+	warnings = append(warnings, egressWarnings...)
 	if d.secrets == nil && !st.secret.exists {
 		// A rollback keeps the Secret as it is; if it went missing the
 		// pods would wait for it forever, so make an empty one.
 		d.secrets = map[string][]byte{}
 	}
 
+	if err := t.dryRun(ctx, d, op); err != nil {
+		return tentacle.Revision{}, err
+	}
 	if err := t.createRevision(ctx, d, op); err != nil {
 		return tentacle.Revision{}, err
 	}
 	if err := t.applyObjects(ctx, d, op); err != nil {
-		// The revision was never deployed: remove it, so that it does
-		// not hold the next deploy back as one in progress. Objects
-		// already applied are overwritten by the next deploy.
-		t.deleteRevision(d, op)
-		return tentacle.Revision{}, err
+		if err = t.failedApply(d, op, err); err != nil {
+			return tentacle.Revision{}, err
+		}
+		// The Deployment runs this revision: the deploy went through.
 	}
 	t.prune(ctx, enc, d.name, st, d.revision)
 	t.log.Info("tentacle deployed", "enclave", enc, "tentacle", d.name, "revision", d.revision,
 		"version", d.version, "digest", d.digest, "by", d.by, "rollbackOf", rollbackOf, "runtimeClass", d.runtimeClass)
-	return tentacle.Revision{Number: d.revision, Version: d.version, Digest: d.digest, DeployedAt: d.at.UTC().Truncate(time.Second), DeployedBy: d.by}, nil
+	return tentacle.Revision{
+		Number: d.revision, Version: d.version, Digest: d.digest,
+		DeployedAt: d.at.UTC().Truncate(time.Second), DeployedBy: d.by, Warnings: warnings,
+	}, nil
+}
+
+// dryRun sends the four applies as server-side dry runs, at once: the
+// API server validates and admits them (Pod Security, quota, webhooks)
+// as it would the real ones, and stores nothing. They cost four requests
+// per deploy, which is worth it: without them, an object refused after
+// the Secret, Service and NetworkPolicy were applied leaves the running
+// revision under the new revision's Secret and egress policy.
+func (t *Tentacles) dryRun(ctx context.Context, d *deployment, op string) error {
+	opts := applyOptions()
+	opts.DryRun = []string{metav1.DryRunAll}
+	refused := func(kind, name string, err error) error {
+		return apiError(op+": the cluster refuses the "+kind+" "+name+" (checked with a dry run; nothing was written)", err)
+	}
+	return parallel(
+		func() error {
+			if d.secrets == nil {
+				return nil
+			}
+			_, err := t.cs.CoreV1().Secrets(d.enclave).Apply(ctx, d.secret(), opts)
+			// The API's messages about Secrets name keys, never values.
+			return refused("Secret", secretName(d.name), err)
+		},
+		func() error {
+			_, err := t.cs.CoreV1().Services(d.enclave).Apply(ctx, d.service(), opts)
+			return refused("Service", d.name, err)
+		},
+		func() error {
+			_, err := t.cs.NetworkingV1().NetworkPolicies(d.enclave).Apply(ctx, d.egressPolicy(), opts)
+			return refused("NetworkPolicy", policyName(d.name), err)
+		},
+		func() error {
+			_, err := t.cs.AppsV1().Deployments(d.enclave).Apply(ctx, d.deployment(), opts)
+			return refused("Deployment", d.name, err)
+		},
+	)
 }
 
 // createRevision creates the revision's ConfigMap. Create, not apply:
@@ -224,16 +301,42 @@ func (t *Tentacles) applyObjects(ctx context.Context, d *deployment, op string) 
 	return apiError(op+": apply Deployment "+d.name, err)
 }
 
-func (t *Tentacles) deleteRevision(d *deployment, op string) {
+// failedApply cleans up after applyObjects failed with applyErr, and
+// returns the deploy's error: nil when it went through after all.
+//
+// The Deployment's apply may have reached the API server with only its
+// answer lost (a connection reset, an API server restart, the deploy's
+// deadline): the Deployment then runs this revision, and deleting the
+// revision's ConfigMap would leave its new pods unable to mount their
+// files. So the Deployment is read first. At this revision, the deploy
+// went through. At another, the revision is removed, so that it does not
+// hold the next deploy back as one in progress; objects already applied
+// are overwritten by the next deploy. When the Deployment cannot be read
+// either, the revision is kept and the error says the revision may be
+// live: the next deploy waits for it to expire (deployLock), which is
+// better than breaking a Deployment that may be using it.
+func (t *Tentacles) failedApply(d *deployment, op string, applyErr error) error {
 	// The deploy's context may be what failed; the clean-up gets its own.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	name := revisionName(d.name, d.revision)
-	err := t.cs.CoreV1().ConfigMaps(d.enclave).Delete(ctx, name, metav1.DeleteOptions{})
+	dep, err := t.meta.Resource(gvrDeployments).Namespace(d.enclave).Get(ctx, d.name, metav1.GetOptions{})
+	switch {
+	case err == nil && isTentacles(dep.Labels, d.name) && dep.Annotations[AnnotationRevision] == strconv.Itoa(d.revision):
+		t.log.Warn(op+": the Deployment was applied, but the API server's answer was lost; the deploy went through",
+			"enclave", d.enclave, "tentacle", d.name, "revision", d.revision, "err", applyErr)
+		return nil
+	case err != nil && !apierrors.IsNotFound(err):
+		t.log.Warn(op+": could not tell whether the Deployment was applied; its revision is kept, and the next deploy waits for it to expire",
+			"enclave", d.enclave, "configmap", name, "err", err)
+		return fmt.Errorf("%w; the cluster may have taken revision %d all the same: see the tentacle's status", applyErr, d.revision)
+	}
+	err = t.cs.CoreV1().ConfigMaps(d.enclave).Delete(ctx, name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		t.log.Warn(op+": could not remove the revision of the failed deploy; the next deploy waits for it to expire",
 			"enclave", d.enclave, "configmap", name, "err", err)
 	}
+	return applyErr
 }
 
 // prune deletes the revisions beyond the newest MaxRevisions (usually
@@ -422,32 +525,37 @@ func (t *Tentacles) revisions(ctx context.Context, enc, name, op string) ([]revi
 }
 
 // runtimeClass is the RuntimeClass tentacle pods get: gVisor's when the
-// cluster has it. Without it tentacles still run, unsandboxed, which is
-// logged once (the cluster check reports it too).
-func (t *Tentacles) runtimeClass(ctx context.Context, op string) (string, error) {
-	name := cmp.Or(t.c.cfg.RuntimeClass, DefaultRuntimeClass)
+// cluster has it, none when Config.RuntimeClass is NoRuntimeClass.
+// noGVisor reports a cluster without it: tentacles still run, without
+// sandbox isolation, which the deploy warns about (and the cluster check
+// reports). Only "not found" means that: any other error, Forbidden
+// included, fails the deploy, since deploying unsandboxed because the
+// bot may not look, or the API hiccuped, would be a silent downgrade.
+func (t *Tentacles) runtimeClass(ctx context.Context, op string) (name string, noGVisor bool, err error) {
+	want := cmp.Or(t.c.cfg.RuntimeClass, DefaultRuntimeClass)
+	if want == NoRuntimeClass {
+		return "", false, nil
+	}
 	t.rc.Lock()
 	defer t.rc.Unlock()
 	if !t.rc.checked.IsZero() && time.Since(t.rc.checked) < runtimeClassTTL {
-		return t.rc.name, nil
+		return t.rc.name, t.rc.name == "", nil
 	}
-	_, err := t.cs.NodeV1().RuntimeClasses().Get(ctx, name, metav1.GetOptions{})
+	_, err = t.cs.NodeV1().RuntimeClasses().Get(ctx, want, metav1.GetOptions{})
 	switch {
 	case err == nil:
-		t.rc.name, t.rc.warned = name, false
-	case apierrors.IsNotFound(err), apierrors.IsForbidden(err):
+		t.rc.name, t.rc.warned = want, false
+	case apierrors.IsNotFound(err):
 		if !t.rc.warned {
-			t.log.Warn("tentacles run without gVisor: the cluster has no RuntimeClass "+name+" (or the bot may not read it)", "err", err)
+			t.log.Warn("tentacles run without gVisor: the cluster has no RuntimeClass " + want)
 			t.rc.warned = true
 		}
 		t.rc.name = ""
 	default:
-		// Deploying unsandboxed because the API hiccuped would be a
-		// silent downgrade.
-		return "", apiError(op+": look up RuntimeClass "+name, err)
+		return "", false, apiError(op+": look up RuntimeClass "+want+" (tentacles are not deployed without knowing whether they can be sandboxed)", err)
 	}
 	t.rc.checked = time.Now()
-	return t.rc.name, nil
+	return t.rc.name, t.rc.name == "", nil
 }
 
 // Revisions lists the tentacle's revisions, newest first;
@@ -474,11 +582,8 @@ func (t *Tentacles) Revisions(ctx context.Context, enc, name string) ([]tentacle
 func (t *Tentacles) Rollback(ctx context.Context, enc, name string, rev int, p enclave.Provenance) (tentacle.Revision, error) {
 	op := fmt.Sprintf("roll back tentacle %s in enclave %s", name, enc)
 	dep, err := t.meta.Resource(gvrDeployments).Namespace(enc).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) || err == nil && !isTentacles(dep.Labels, name) {
-		return tentacle.Revision{}, fmt.Errorf("%s: %w", op, tentacle.ErrNotDeployed)
-	}
-	if err != nil {
-		return tentacle.Revision{}, apiError(op, err)
+	if err := tentaclesObject(dep, err, name, op); err != nil {
+		return tentacle.Revision{}, err
 	}
 	current, _ := strconv.Atoi(dep.Annotations[AnnotationRevision])
 	if rev == 0 {
@@ -577,7 +682,8 @@ func jsonPointer(key string) string {
 // Undeploy removes the tentacle: its Deployment (whose pods go with it),
 // Service, NetworkPolicy, Secret and revisions. Objects are chosen by
 // the tentacle's labels, so nothing that is not the tentacle's is
-// touched; tentacle.ErrNotDeployed when there is nothing of it.
+// touched; tentacle.ErrNotDeployed when there is nothing of it, and
+// ErrConflict while a deploy of it is under way.
 func (t *Tentacles) Undeploy(ctx context.Context, enc, name string, p enclave.Provenance) error {
 	op := fmt.Sprintf("undeploy tentacle %s from enclave %s", name, enc)
 	if _, err := t.c.enclaveNamespace(ctx, enc, op); err != nil {
@@ -589,6 +695,12 @@ func (t *Tentacles) Undeploy(ctx context.Context, enc, name string, p enclave.Pr
 	}
 	if !st.deployment.ours && !st.service.ours && !st.secret.ours && !st.policy.ours && len(st.revisions) == 0 {
 		return fmt.Errorf("%s: %w", op, tentacle.ErrNotDeployed)
+	}
+	// A deploy writes between creating its revision and applying the
+	// Deployment: removing things under it would leave strays behind.
+	if r, busy := st.inProgress(time.Now()); busy {
+		return fmt.Errorf("%s: %w: revision %d, started by %s at %s, is being deployed; undeploy when it is done",
+			op, ErrConflict, r.Number, r.DeployedBy, r.DeployedAt.Format(time.RFC3339))
 	}
 	background := metav1.DeletePropagationBackground
 	del := func(kind string, o objectState, f func(context.Context, string, metav1.DeleteOptions) error, objName string) error {

@@ -8,14 +8,14 @@ import (
 
 // BenchmarkDeploy deploys a tentacle into a fresh enclave namespace per
 // iteration against the real control plane, and reports the median
-// deploy time and the API requests and writes one deploy makes. Run it
-// with a fixed count, e.g. -bench Deploy -benchtime 30x: every
-// iteration makes a namespace.
+// deploy time and the API requests, writes and dry runs one deploy
+// makes (requests counts them all). Run it with a fixed count, e.g.
+// -bench Deploy -benchtime 30x: every iteration makes a namespace.
 func BenchmarkDeploy(b *testing.B) {
 	h := newHarness(b, harnessOptions{})
 	bundle := loadBundle(b, echoFiles("bench", "hello"))
 	var took []time.Duration
-	var requests, writes int
+	var requests, writes, dryRuns int
 	h.n.snapshot()
 	for b.Loop() {
 		b.StopTimer()
@@ -28,13 +28,15 @@ func BenchmarkDeploy(b *testing.B) {
 		}
 		took = append(took, time.Since(start))
 		b.StopTimer()
-		r, w, watches, _ := h.n.snapshot()
-		requests += r + w + watches
-		writes += w
+		n := h.n.snapshot()
+		requests += n.requests()
+		writes += n.writes
+		dryRuns += n.dryRuns
 		b.StartTimer()
 	}
 	slices.Sort(took)
 	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(requests)/float64(len(took)), "requests/deploy")
 	b.ReportMetric(float64(writes)/float64(len(took)), "writes/deploy")
+	b.ReportMetric(float64(dryRuns)/float64(len(took)), "dry-runs/deploy")
 }

@@ -22,31 +22,47 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
 // requestCounter counts the API requests a client makes, by kind:
-// reads, watches, and writes that the API server carried out.
+// reads, watches, dry runs, and writes that the API server carried out.
+// A dry run is a write on the wire (a PATCH or POST with ?dryRun=All)
+// that stores nothing: it is counted as a dry run, not as a write, so
+// that "nothing was written" stays checkable; requests() is everything
+// sent.
 type requestCounter struct {
-	mu                     sync.Mutex
-	reads, writes, watches int
-	log                    []string
+	mu sync.Mutex
+	n  requestCounts
 }
+
+type requestCounts struct {
+	reads, writes, dryRuns, watches int
+	log                             []string
+}
+
+// requests is every request sent.
+func (c requestCounts) requests() int { return c.reads + c.writes + c.dryRuns + c.watches }
 
 func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		resp, err := rt.RoundTrip(r)
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		what := r.Method + " " + r.URL.Path
 		switch {
 		case r.URL.Query().Get("watch") == "true":
-			c.watches++
+			c.n.watches++
 		case r.Method == http.MethodGet:
-			c.reads++
+			c.n.reads++
+		case r.URL.Query().Has("dryRun"):
+			c.n.dryRuns++
+			what += " (dry run)"
 		case err == nil && resp.StatusCode < 300:
 			// A write the API server refused changed nothing.
-			c.writes++
+			c.n.writes++
 		}
-		c.log = append(c.log, r.Method+" "+r.URL.Path)
+		c.n.log = append(c.n.log, what)
 		return resp, err
 	})
 }
@@ -56,12 +72,12 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // snapshot returns the counts so far and starts over.
-func (c *requestCounter) snapshot() (reads, writes, watches int, log []string) {
+func (c *requestCounter) snapshot() requestCounts {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	reads, writes, watches, log = c.reads, c.writes, c.watches, c.log
-	c.reads, c.writes, c.watches, c.log = 0, 0, 0, nil
-	return
+	n := c.n
+	c.n = requestCounts{}
+	return n
 }
 
 // syncBuffer is a log destination tests read while the code writes.
@@ -98,6 +114,12 @@ type harnessOptions struct {
 	runtimeClass string // Config.RuntimeClass
 	transport    http.RoundTripper
 	runTimeout   time.Duration
+	// wrap, if set, sits between the Tentacles' API requests and the
+	// API server (below the counter), to lose answers or requests.
+	wrap func(http.RoundTripper) http.RoundTripper
+	// rest, if set, changes the Tentacles' API connection (e.g. to
+	// impersonate someone with fewer rights).
+	rest func(*rest.Config)
 }
 
 // newHarness gives a test an enclave namespace (what the enclave side
@@ -126,7 +148,13 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		kc.RunTransport = h.kubelet.Transport()
 	}
 	cfg.QPS, cfg.Burst = 100, 200
+	if o.wrap != nil {
+		cfg.Wrap(o.wrap)
+	}
 	cfg.Wrap(h.n.wrap)
+	if o.rest != nil {
+		o.rest(cfg)
+	}
 	kc.Rest = cfg
 	c, err := New(kc)
 	if err != nil {
@@ -156,7 +184,11 @@ func newEnclave(t testing.TB, cs kubernetes.Interface, prefix string) string {
 	// As the enclave side does: the API server refuses pods that do not
 	// meet the restricted Pod Security Standard.
 	labels["pod-security.kubernetes.io/enforce"] = "restricted"
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels}})
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
+		"labels": labels,
+		// Provisioned to the end.
+		"annotations": map[string]string{AnnotationState: StateActive},
+	}})
 	if _, err := cs.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}

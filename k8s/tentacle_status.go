@@ -28,11 +28,8 @@ const Starting = "starting"
 func (t *Tentacles) Status(ctx context.Context, enc, name string) (tentacle.Status, error) {
 	op := fmt.Sprintf("status of tentacle %s in enclave %s", name, enc)
 	dep, err := t.cs.AppsV1().Deployments(enc).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) || err == nil && !isTentacles(dep.Labels, name) {
-		return tentacle.Status{}, fmt.Errorf("%s: %w", op, tentacle.ErrNotDeployed)
-	}
-	if err != nil {
-		return tentacle.Status{}, apiError(op, err)
+	if err := tentaclesObject(dep, err, name, op); err != nil {
+		return tentacle.Status{}, err
 	}
 	pods, err := t.cs.CoreV1().Pods(enc).List(ctx, metav1.ListOptions{LabelSelector: revisionSelector(name)})
 	if err != nil {
@@ -76,13 +73,29 @@ func (t *Tentacles) List(ctx context.Context, enc string) ([]tentacle.Status, er
 	return out, nil
 }
 
+// DefaultWaitTimeout bounds WaitReady when its context has no deadline.
+const DefaultWaitTimeout = 5 * time.Minute
+
+// waitTimeout is DefaultWaitTimeout; tests shorten it.
+var waitTimeout = DefaultWaitTimeout
+
 // WaitReady waits until the tentacle's current revision is rolled out
 // and serving, or shows a problem waiting will not fix (then the error
 // wraps ErrNotReady and the status's LastError says what). It watches
 // the Deployment and its pods; it does not poll. The context bounds the
-// wait; when it ends, the last status seen comes back with its error.
+// wait, and when it has no deadline WaitReady gives up after
+// DefaultWaitTimeout (5 minutes): a tentacle that keeps starting would
+// otherwise be waited for forever. When the wait ends that way, the last
+// status seen comes back with an error wrapping
+// context.DeadlineExceeded.
 func (t *Tentacles) WaitReady(ctx context.Context, enc, name string) (tentacle.Status, error) {
 	op := fmt.Sprintf("wait for tentacle %s in enclave %s", name, enc)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, waitTimeout)
+		defer cancel()
+		op += fmt.Sprintf(" (at most %s)", waitTimeout)
+	}
 	deps := t.cs.AppsV1().Deployments(enc)
 	pods := t.cs.CoreV1().Pods(enc)
 	depOpts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()}
@@ -196,6 +209,20 @@ func (w *waiter) follow(ctx context.Context, dw, pw watch.Interface) (tentacle.S
 			return st, true, err
 		}
 	}
+}
+
+// tentaclesObject words the outcome of reading one of the tentacle's
+// objects: tentacle.ErrNotDeployed when there is none of that name or it
+// is not the tentacle's, the API's error when the read failed, nil when
+// obj is the tentacle's.
+func tentaclesObject(obj metav1.Object, err error, name, op string) error {
+	switch {
+	case apierrors.IsNotFound(err) || err == nil && !isTentacles(obj.GetLabels(), name):
+		return fmt.Errorf("%s: %w", op, tentacle.ErrNotDeployed)
+	case err != nil:
+		return apiError(op, err)
+	}
+	return nil
 }
 
 // assess turns a Deployment and its pods into a Status. rolledOut means

@@ -5,15 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +28,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	nodev1 "k8s.io/api/node/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -31,6 +37,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 )
@@ -62,11 +70,18 @@ deployment:
 	if err != nil {
 		t.Fatalf("Deploy: %v", err)
 	}
-	reads, writes, watches, log := h.n.snapshot()
-	t.Logf("first deploy: %d reads, %d writes, %d watches: %q", reads, writes, watches, log)
-	// ConfigMap, Secret, Service, NetworkPolicy, Deployment: one each.
-	if writes != 5 || watches != 0 || reads > 7 {
-		t.Errorf("first deploy took %d reads, %d writes, %d watches; want <= 7 reads (namespace, RuntimeClass, 4 objects, revisions), 5 writes: %q", reads, writes, watches, log)
+	n := h.n.snapshot()
+	t.Logf("first deploy: %d requests: %d reads, %d writes, %d dry runs, %d watches: %q", n.requests(), n.reads, n.writes, n.dryRuns, n.watches, n.log)
+	// ConfigMap, Secret, Service, NetworkPolicy, Deployment: one write
+	// each. The four applies go first as dry runs: four more requests, so
+	// that an object the API server refuses is refused before anything
+	// is written, rather than after the Secret and egress policy changed
+	// under the running revision (TestDeployRefusedByDryRun).
+	if n.writes != 5 || n.dryRuns != 4 || n.watches != 0 || n.reads > 7 {
+		t.Errorf("first deploy took %d reads, %d writes, %d dry runs, %d watches; want <= 7 reads (namespace, RuntimeClass, 4 objects, revisions), 4 dry runs, 5 writes: %q", n.reads, n.writes, n.dryRuns, n.watches, n.log)
+	}
+	if len(rev.Warnings) != 1 || rev.Warnings[0] != NoGVisorWarning {
+		t.Errorf("warnings = %q, want only that gVisor is missing", rev.Warnings)
 	}
 	if rev.Number != 1 || rev.Digest != b.Digest() || rev.Version != "1.0" || rev.DeployedBy != "U123" || !rev.DeployedAt.Equal(prov.At) {
 		t.Errorf("revision = %+v", rev)
@@ -127,7 +142,9 @@ deployment:
 	}
 
 	// The egress policy: DNS, the IP dependency by /32, the named host's
-	// port anywhere (the node runtime's allow-list restricts the host).
+	// port to public addresses only (the node runtime's allow-list
+	// restricts the host; the policy keeps sidecars off the metadata
+	// service and in-cluster addresses).
 	np, err := cs.NetworkingV1().NetworkPolicies(ns).Get(ctx, "echo-egress", metav1.GetOptions{})
 	must(t, err)
 	checkMeta("NetworkPolicy", np.ObjectMeta)
@@ -144,7 +161,11 @@ deployment:
 		for _, p := range r.To {
 			switch {
 			case p.IPBlock != nil:
-				to = append(to, p.IPBlock.CIDR+strings.Join(p.IPBlock.Except, "!"))
+				block := p.IPBlock.CIDR
+				if len(p.IPBlock.Except) > 0 {
+					block += " except " + strings.Join(p.IPBlock.Except, " ")
+				}
+				to = append(to, block)
 			default:
 				to = append(to, "ns="+p.NamespaceSelector.MatchLabels[corev1.LabelMetadataName]+"/pod="+p.PodSelector.MatchLabels["k8s-app"])
 			}
@@ -154,7 +175,11 @@ deployment:
 		}
 		rules = append(rules, strings.Join(to, ",")+" "+strings.Join(ports, ","))
 	}
-	wantRules := []string{"ns=kube-system/pod=kube-dns UDP/53,TCP/53", "0.0.0.0/0,::/0 TCP/443", "10.20.30.40/32 TCP/5432"}
+	wantRules := []string{
+		"ns=kube-system/pod=kube-dns UDP/53,TCP/53",
+		"0.0.0.0/0 except 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 100.64.0.0/10 169.254.0.0/16 127.0.0.0/8,::/0 except fc00::/7 fe80::/10 TCP/443",
+		"10.20.30.40/32 TCP/5432",
+	}
 	if !slices.Equal(rules, wantRules) {
 		t.Errorf("egress rules = %q, want %q", rules, wantRules)
 	}
@@ -290,10 +315,10 @@ deployment:
 	if _, err := h.tc.Deploy(ctx, ns, b2, prov); err != nil {
 		t.Fatal(err)
 	}
-	reads, writes, watches, log = h.n.snapshot()
-	t.Logf("redeploy: %d reads, %d writes, %d watches", reads, writes, watches)
-	if writes != 5 || reads > 6 || watches != 0 {
-		t.Errorf("redeploy took %d reads, %d writes, %d watches: %q", reads, writes, watches, log)
+	n = h.n.snapshot()
+	t.Logf("redeploy: %d requests: %d reads, %d writes, %d dry runs, %d watches", n.requests(), n.reads, n.writes, n.dryRuns, n.watches)
+	if n.writes != 5 || n.dryRuns != 4 || n.reads > 6 || n.watches != 0 {
+		t.Errorf("redeploy took %d reads, %d writes, %d dry runs, %d watches: %q", n.reads, n.writes, n.dryRuns, n.watches, n.log)
 	}
 	dep, err = cs.AppsV1().Deployments(ns).Get(ctx, "echo", metav1.GetOptions{})
 	must(t, err)
@@ -334,11 +359,15 @@ func TestDeployRuntimeClass(t *testing.T) {
 		must(t, err)
 		return dep.Spec.Template.Spec.RuntimeClassName
 	}
-	if _, err := h.tc.Deploy(h.ctx, h.ns, b, prov); err != nil {
+	rev, err := h.tc.Deploy(h.ctx, h.ns, b, prov)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if rc := runtimeClassOf(); rc != nil {
 		t.Errorf("runtimeClassName = %q before the RuntimeClass exists", *rc)
+	}
+	if !slices.Equal(rev.Warnings, []string{NoGVisorWarning}) {
+		t.Errorf("warnings = %q, want that gVisor is missing", rev.Warnings)
 	}
 	if !strings.Contains(h.logs.String(), "tentacles run without gVisor") {
 		t.Errorf("no warning logged: %s", h.logs.String())
@@ -353,10 +382,13 @@ func TestDeployRuntimeClass(t *testing.T) {
 	// The answer is cached: the same Tentacles keeps deploying without it,
 	// and looks it up only once.
 	h.n.snapshot()
-	if _, err := h.tc.Deploy(h.ctx, h.ns, b, prov); err != nil {
+	if rev, err = h.tc.Deploy(h.ctx, h.ns, b, prov); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, log := h.n.snapshot(); slices.ContainsFunc(log, func(s string) bool { return strings.Contains(s, "runtimeclasses") }) {
+	if !slices.Equal(rev.Warnings, []string{NoGVisorWarning}) {
+		t.Errorf("warnings from a cached miss = %q, want that gVisor is missing", rev.Warnings)
+	}
+	if log := h.n.snapshot().log; slices.ContainsFunc(log, func(s string) bool { return strings.Contains(s, "runtimeclasses") }) {
 		t.Errorf("RuntimeClass looked up again within the cache's lifetime: %q", log)
 	}
 	if rc := runtimeClassOf(); rc != nil {
@@ -365,11 +397,14 @@ func TestDeployRuntimeClass(t *testing.T) {
 
 	fresh, err := NewTentacles(h.tc.c)
 	must(t, err)
-	if _, err := fresh.Deploy(h.ctx, h.ns, b, prov); err != nil {
+	if rev, err = fresh.Deploy(h.ctx, h.ns, b, prov); err != nil {
 		t.Fatal(err)
 	}
 	if rc := runtimeClassOf(); rc == nil || *rc != name {
 		t.Errorf("runtimeClassName = %v, want %s", rc, name)
+	}
+	if len(rev.Warnings) != 0 {
+		t.Errorf("warnings with gVisor = %q", rev.Warnings)
 	}
 }
 
@@ -441,8 +476,8 @@ func TestDeployRefused(t *testing.T) {
 				t.Fatalf("err = %v, want %v containing %q", err, tt.want, tt.wantMsg)
 			}
 			t.Logf("error: %v", err)
-			if _, writes, _, log := h.n.snapshot(); writes != 0 {
-				t.Errorf("%d writes: %q", writes, log)
+			if n := h.n.snapshot(); n.writes != 0 {
+				t.Errorf("%d writes: %q", n.writes, n.log)
 			}
 			if after := h.objects(); !slices.Equal(before, after) {
 				t.Errorf("objects changed: %v -> %v", before, after)
@@ -613,9 +648,8 @@ func TestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("WaitReady: %v (status %+v)", err, st)
 	}
-	reads, _, watches, log := h.n.snapshot()
-	if watches != 2 || reads > 4 {
-		t.Errorf("WaitReady made %d reads and %d watches, want 2 lists and 2 watches (no polling): %q", reads, watches, log)
+	if n := h.n.snapshot(); n.watches != 2 || n.reads > 4 {
+		t.Errorf("WaitReady made %d reads and %d watches, want 2 lists and 2 watches (no polling): %q", n.reads, n.watches, n.log)
 	}
 	if !st.Ready || st.Revision != rev.Number || st.ReadyReplicas != 1 || st.LastError != "" || st.Name != "echo" || st.Version != "1.0" {
 		t.Errorf("status after WaitReady = %+v", st)
@@ -703,8 +737,8 @@ func TestLifecycle(t *testing.T) {
 	before := h.pods("echo")[0].Name
 	h.n.snapshot()
 	must(t, tc.Restart(ctx, ns, "echo", prov))
-	if _, writes, _, log := h.n.snapshot(); writes != 1 {
-		t.Errorf("restart made %d writes: %q", writes, log)
+	if n := h.n.snapshot(); n.writes != 1 {
+		t.Errorf("restart made %d writes: %q", n.writes, n.log)
 	}
 	if st, err = tc.WaitReady(ctx, ns, "echo"); err != nil || st.Revision != 3 {
 		t.Fatalf("WaitReady after restart: %v %+v", err, st)
@@ -909,6 +943,9 @@ func TestRestartForeign(t *testing.T) {
 	if err := h.tc.Undeploy(h.ctx, h.ns, "web", prov); !errors.Is(err, tentacle.ErrNotDeployed) {
 		t.Errorf("Undeploy of a foreign Deployment: %v", err)
 	}
+	if _, err := h.tc.Logs(h.ctx, h.ns, "web", tentacle.LogOptions{}); !errors.Is(err, tentacle.ErrNotDeployed) {
+		t.Errorf("Logs of a foreign Deployment: %v", err)
+	}
 	if _, err := h.cs.AppsV1().Deployments(h.ns).Get(h.ctx, "web", metav1.GetOptions{}); err != nil {
 		t.Errorf("the foreign Deployment is gone: %v", err)
 	}
@@ -918,16 +955,21 @@ func TestRestartForeign(t *testing.T) {
 func TestRun(t *testing.T) {
 	var mu sync.Mutex
 	var status int
-	var body string
+	var body, location string
 	var lastInput string
+	var hits int
 	engine := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		defer mu.Unlock()
+		hits++
 		lastInput = r.Method + " " + r.Host + r.URL.Path + " " + r.Header.Get("Content-Type") + " " + string(in)
 		if status == 0 {
 			<-r.Context().Done() // never answers
 			return
+		}
+		if location != "" {
+			w.Header().Set("Location", location)
 		}
 		w.WriteHeader(status)
 		io.WriteString(w, body)
@@ -952,12 +994,18 @@ func TestRun(t *testing.T) {
 		name      string
 		status    int
 		body      string
+		location  string
 		input     string
 		transport http.RoundTripper
 		want      string
 		wantErr   error
 		wantMsg   string
 	}{
+		// A sidecar answering /run with a redirect to another enclave's
+		// tentacle must not get the bot to replay the run there.
+		{name: "redirect", status: 307, location: "http://other.other-enclave.svc:8080/run", input: `{"a":1}`,
+			wantMsg: `the tentacle answered with a redirect (307 Temporary Redirect to "http://other.other-enclave.svc:8080/run"), which is refused`},
+		{name: "permanent redirect", status: 308, location: "/elsewhere", wantMsg: "redirect"},
 		{name: "success", status: 200, body: `{"success":true}`, input: `{"a":1}`, want: `{"success":true}`},
 		{name: "failed run is a result", status: 500, body: `{"success":false,"errors":{"n":"boom"}}`, want: `{"success":false,"errors":{"n":"boom"}}`},
 		{name: "executor failure is a result", status: 500, body: `{"error":"no worker"}`, want: `{"error":"no worker"}`},
@@ -971,8 +1019,15 @@ func TestRun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			mu.Lock()
-			status, body = tt.status, tt.body
+			status, body, location, hits = tt.status, tt.body, tt.location, 0
 			mu.Unlock()
+			defer func() {
+				mu.Lock()
+				defer mu.Unlock()
+				if tt.transport == nil && tt.input != "{" && hits != 1 {
+					t.Errorf("the engine got %d requests, want 1", hits)
+				}
+			}()
 			h.tc.c.cfg.RunTransport = cmp.Or[http.RoundTripper](tt.transport, toEngine)
 			out, err := h.tc.Run(h.ctx, h.ns, "echo", json.RawMessage(tt.input))
 			if tt.want != "" {
@@ -991,7 +1046,7 @@ func TestRun(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if want := "POST echo." + h.ns + ".svc.cluster.local:8080/run application/json {}"; lastInput != want {
+	if want := "POST echo." + h.ns + ".svc:8080/run application/json {}"; lastInput != want {
 		t.Errorf("last request = %q, want %q", lastInput, want)
 	}
 }
@@ -1007,5 +1062,431 @@ func TestDeployLongName(t *testing.T) {
 	st, err := h.tc.Status(h.ctx, h.ns, name)
 	if err != nil || st.Name != name || st.Revision != 1 {
 		t.Errorf("Status = %+v, %v", st, err)
+	}
+}
+
+// deploymentApply tells the real (not dry-run) apply of a Deployment.
+func deploymentApply(r *http.Request) bool {
+	return r.Method == http.MethodPatch && strings.Contains(r.URL.Path, "/deployments/") && !r.URL.Query().Has("dryRun")
+}
+
+var (
+	errReset   = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
+	errRefused = &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+)
+
+// TestDeployAnswerLost: the Deployment's apply reaches the API server
+// but its answer never comes back (a reset connection, an API server
+// restart, the deploy's deadline). The Deployment then runs the new
+// revision, whose ConfigMap must stay.
+func TestDeployAnswerLost(t *testing.T) {
+	type fault int
+	const (
+		none         fault = iota
+		loseAnswer         // the apply is carried out, its answer lost
+		loseAndBlind       // the same, and the Deployment cannot be read back
+		refuse             // the apply never reaches the server
+	)
+	var mode atomic.Int32
+	var blind atomic.Bool
+	wrap := func(next http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if blind.Load() && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/deployments/") {
+				return nil, errRefused
+			}
+			if !deploymentApply(r) {
+				return next.RoundTrip(r)
+			}
+			switch f := fault(mode.Swap(int32(none))); f {
+			case loseAnswer, loseAndBlind:
+				blind.Store(f == loseAndBlind)
+				resp, err := next.RoundTrip(r)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				return nil, errReset
+			case refuse:
+				return nil, errRefused
+			}
+			return next.RoundTrip(r)
+		})
+	}
+	h := newHarness(t, harnessOptions{wrap: wrap})
+	bundle := func(greeting string) *tentacle.Bundle { return loadBundle(t, echoFiles("echo", greeting)) }
+	revisionExists := func(n int) bool {
+		_, err := h.cs.CoreV1().ConfigMaps(h.ns).Get(h.ctx, revisionName("echo", n), metav1.GetOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+
+	// The answer is lost, the apply went through: the deploy did too.
+	b1 := bundle("one")
+	mode.Store(int32(loseAnswer))
+	rev, err := h.tc.Deploy(h.ctx, h.ns, b1, prov)
+	if err != nil || rev.Number != 1 {
+		t.Fatalf("Deploy with its answer lost = %+v, %v; want revision 1, applied", rev, err)
+	}
+	h.checkWhole("echo", 1, b1.Digest(), 1)
+	if !strings.Contains(h.logs.String(), "answer was lost") {
+		t.Errorf("the lost answer was not logged")
+	}
+
+	// The answer is lost and the Deployment cannot be read back: the
+	// deploy fails, but the revision the Deployment may use stays.
+	b2 := bundle("two")
+	mode.Store(int32(loseAndBlind))
+	_, err = h.tc.Deploy(h.ctx, h.ns, b2, prov)
+	blind.Store(false)
+	if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "may have taken revision 2 all the same") {
+		t.Fatalf("Deploy with its answer lost and the API blind = %v, want ErrUnreachable saying revision 2 may be in", err)
+	}
+	t.Logf("error: %v", err)
+	if !revisionExists(2) {
+		t.Fatalf("revision 2 was removed although the Deployment runs it")
+	}
+	h.checkWhole("echo", 2, b2.Digest(), 2)
+
+	// The apply never reached the server: its revision goes, and does
+	// not hold the next deploy back.
+	mode.Store(int32(refuse))
+	if _, err := h.tc.Deploy(h.ctx, h.ns, bundle("three"), prov); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("Deploy with its apply refused: %v, want ErrUnreachable", err)
+	}
+	if revisionExists(3) {
+		t.Errorf("revision 3 was kept although nothing runs it")
+	}
+	b4 := bundle("four")
+	if rev, err := h.tc.Deploy(h.ctx, h.ns, b4, prov); err != nil || rev.Number != 3 {
+		t.Fatalf("the next deploy = %+v, %v; want revision 3", rev, err)
+	}
+	h.checkWhole("echo", 3, b4.Digest(), 3)
+}
+
+// TestDeployRefusedByDryRun: an object the API server refuses (here a
+// sidecar environment variable named "A=B", which the spec allows and
+// the API server's validation does not) fails the deploy before anything
+// is written: the running revision keeps its Secret, Service and egress
+// policy.
+func TestDeployRefusedByDryRun(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	b1 := loadBundle(t, echoFiles("echo", "one"))
+	if _, err := h.tc.Deploy(h.ctx, h.ns, b1, prov); err != nil {
+		t.Fatal(err)
+	}
+	files := echoFiles("echo", "two")
+	files["workflow.yaml"] = strings.Replace(files["workflow.yaml"], "    db:\n      protocol: postgresql\n      host: 10.20.30.40\n", "    db:\n      protocol: postgresql\n      host: 10.99.99.99\n", 1) + `sidecars:
+  - name: cache
+    image: redis:7
+    port: 6379
+    env: {"A=B": "1"}
+`
+	b2 := loadBundle(t, files)
+	b2.Secrets = map[string]any{"api": map[string]any{"token": "a-new-token"}}
+	before := h.objects()
+	h.n.snapshot()
+	_, err := h.tc.Deploy(h.ctx, h.ns, b2, prov)
+	if err == nil || !strings.Contains(err.Error(), "dry run") || !strings.Contains(err.Error(), "Deployment echo") {
+		t.Fatalf("Deploy = %v, want the Deployment refused by the dry run", err)
+	}
+	t.Logf("error: %v", err)
+	if n := h.n.snapshot(); n.writes != 0 || n.dryRuns != 4 {
+		t.Errorf("%d writes, %d dry runs; want none and 4: %q", n.writes, n.dryRuns, n.log)
+	}
+	if after := h.objects(); !slices.Equal(before, after) {
+		t.Errorf("objects changed: %v -> %v", before, after)
+	}
+	h.checkWhole("echo", 1, b1.Digest(), 1)
+	sec, err := h.cs.CoreV1().Secrets(h.ns).Get(h.ctx, "echo-secrets", metav1.GetOptions{})
+	must(t, err)
+	if string(sec.Data["api"]) != `{"token":"`+secretToken+`"}` {
+		t.Errorf("the Secret changed to %q", sec.Data["api"])
+	}
+	// The next good deploy is not held back.
+	if rev, err := h.tc.Deploy(h.ctx, h.ns, loadBundle(t, echoFiles("echo", "three")), prov); err != nil || rev.Number != 2 {
+		t.Errorf("the next deploy = %+v, %v; want revision 2", rev, err)
+	}
+}
+
+// TestDeployTooLargeForTheCluster: bundles within tentacle.MaxBundleSize
+// whose revision or Secret the cluster would refuse, or whose paths
+// would leave the tentacle's directory, are refused before any request
+// that writes, dry runs included.
+func TestDeployTooLargeForTheCluster(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	longPaths := func(b *tentacle.Bundle, n int) {
+		for i := range n {
+			b.Files[fmt.Sprintf("data/%03d-%s.json", i, strings.Repeat("p", 210))] = nil
+		}
+	}
+	manyPaths := loadBundle(t, echoFiles("many", "x"))
+	longPaths(manyPaths, 600)
+	bigRevision := loadBundle(t, echoFiles("big", "x"))
+	longPaths(bigRevision, 200)
+	bigRevision.Files["data/blob.bin"] = make([]byte, tentacle.MaxBundleSize-bigRevision.Size())
+	if err := bigRevision.CheckSize(); err != nil {
+		t.Fatalf("the bundle itself must be within its limit: %v", err)
+	}
+	bigSecrets := loadBundle(t, echoFiles("secretive", "x"))
+	bigSecrets.Secrets = map[string]any{"small": "x", "blob": strings.Repeat("s", 1<<20)}
+	escape := loadBundle(t, echoFiles("escape", "x"))
+	escape.Files["../outside.ts"] = []byte("export const x = 1;")
+	provisioning := newEnclave(t, h.cs, "half-made")
+	patch := []byte(`{"metadata":{"annotations":{"` + AnnotationState + `":"` + StateProvisioning + `"}}}`)
+	_, err := h.cs.CoreV1().Namespaces().Patch(h.ctx, provisioning, types.MergePatchType, patch, metav1.PatchOptions{})
+	must(t, err)
+
+	// The API server does refuse such a revision: its index of files is
+	// over the 256 KiB annotations may take.
+	d := &deployment{enclave: h.ns, name: "many", revision: 1, files: manyPaths.Files, keys: fileKeys(manyPaths.Files), at: prov.At, by: "U1"}
+	cm, err := d.revisionConfigMap()
+	must(t, err)
+	_, err = h.cs.CoreV1().ConfigMaps(h.ns).Create(h.ctx, cm, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "annotations") {
+		t.Fatalf("the API server took a revision with %d files of long paths: %v", len(manyPaths.Files), err)
+	}
+
+	tests := []struct {
+		name    string
+		enclave string
+		bundle  *tentacle.Bundle
+		want    error
+		wantMsg string
+	}{
+		{"index of files over the annotations' limit", h.ns, manyPaths, tentacle.ErrTooLarge, "annotations"},
+		{"files, names and index over 1 MiB", h.ns, bigRevision, tentacle.ErrTooLarge, "more than the 1 MiB a revision may hold"},
+		{"secrets over 1 MiB", h.ns, bigSecrets, tentacle.ErrTooLarge, "the biggest are blob (1.00 MiB), small (3 bytes)"},
+		{"a path out of the tentacle's directory", h.ns, escape, nil, `"../outside.ts" cannot be used`},
+		{"enclave still provisioning", provisioning, loadBundle(t, echoFiles("echo", "x")), ErrEnclaveNotReady, "provision it again"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := h.objects()
+			h.n.snapshot()
+			_, err := h.tc.Deploy(h.ctx, tt.enclave, tt.bundle, prov)
+			if err == nil || tt.want != nil && !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Fatalf("err = %v, want %v containing %q", err, tt.want, tt.wantMsg)
+			}
+			t.Logf("error: %v", err)
+			if n := h.n.snapshot(); n.writes != 0 || n.dryRuns != 0 {
+				t.Errorf("%d writes, %d dry runs: %q", n.writes, n.dryRuns, n.log)
+			}
+			if strings.Contains(err.Error(), strings.Repeat("s", 20)) {
+				t.Errorf("the error shows a secret value")
+			}
+			if after := h.objects(); !slices.Equal(before, after) {
+				t.Errorf("objects changed: %v -> %v", before, after)
+			}
+		})
+	}
+}
+
+// TestUndeployDuringDeploy: an undeploy while a deploy is between its
+// revision and its Deployment is refused, and the deploy finishes whole.
+func TestUndeployDuringDeploy(t *testing.T) {
+	held := make(chan struct{})
+	release := make(chan struct{})
+	var hold atomic.Bool
+	wrap := func(next http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if deploymentApply(r) && hold.CompareAndSwap(true, false) {
+				close(held)
+				<-release
+			}
+			return next.RoundTrip(r)
+		})
+	}
+	h := newHarness(t, harnessOptions{wrap: wrap})
+	if _, err := h.tc.Deploy(h.ctx, h.ns, loadBundle(t, echoFiles("echo", "one")), prov); err != nil {
+		t.Fatal(err)
+	}
+	b2 := loadBundle(t, echoFiles("echo", "two"))
+	hold.Store(true)
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.tc.Deploy(h.ctx, h.ns, b2, prov)
+		done <- err
+	}()
+	<-held
+	before := h.objects()
+	err := h.tc.Undeploy(h.ctx, h.ns, "echo", prov)
+	close(release)
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "revision 2") {
+		t.Errorf("Undeploy during a deploy = %v, want ErrConflict naming revision 2", err)
+	}
+	if after := h.objects(); !slices.Equal(before, after) {
+		t.Errorf("Undeploy changed objects: %v -> %v", before, after)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the deploy: %v", err)
+	}
+	h.checkWhole("echo", 2, b2.Digest(), 2)
+	must(t, h.tc.Undeploy(h.ctx, h.ns, "echo", prov))
+	if objs := h.objects(); len(objs) != 0 {
+		t.Errorf("left after undeploy: %v", objs)
+	}
+}
+
+// TestWaitReadyDefaultTimeout: without a deadline, WaitReady still
+// gives up on a tentacle that keeps starting.
+func TestWaitReadyDefaultTimeout(t *testing.T) {
+	h := newHarness(t, harnessOptions{kubelet: true})
+	_, err := h.tc.Deploy(h.ctx, h.ns, loadBundle(t, echoFiles("echo", "hello")), prov)
+	must(t, err)
+	if _, err := h.tc.WaitReady(h.ctx, h.ns, "echo"); err != nil {
+		t.Fatal(err)
+	}
+	must(t, h.kubelet.SetPodStatus(h.ctx, h.ns, h.pods("echo")[0].Name, k8stest.PodState{}))
+
+	defer func(d time.Duration) { waitTimeout = d }(waitTimeout)
+	waitTimeout = 2 * time.Second
+	type result struct {
+		st  tentacle.Status
+		err error
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		st, err := h.tc.WaitReady(context.Background(), h.ns, "echo")
+		done <- result{st, err}
+	}()
+	select {
+	case r := <-done:
+		if !errors.Is(r.err, context.DeadlineExceeded) || r.st.LastError != Starting || !strings.Contains(r.err.Error(), "at most 2s") {
+			t.Errorf("WaitReady = %+v, %v; want the last status (starting) and the deadline it gave itself", r.st, r.err)
+		}
+		t.Logf("WaitReady gave up after %s: %v", time.Since(start).Round(time.Millisecond), r.err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("WaitReady without a deadline still waiting after 30s")
+	}
+	if DefaultWaitTimeout != 5*time.Minute {
+		t.Errorf("DefaultWaitTimeout = %s", DefaultWaitTimeout)
+	}
+}
+
+// TestRunTransport: without Config.RunTransport, runs go straight to the
+// tentacle's Service, never through an HTTP(S)_PROXY.
+func TestRunTransport(t *testing.T) {
+	c, err := New(Config{Rest: k8stest.Config(t)})
+	must(t, err)
+	tc, err := NewTentacles(c)
+	must(t, err)
+	tr, ok := tc.runTransport.(*http.Transport)
+	if !ok || tr == http.DefaultTransport || tr.Proxy != nil {
+		t.Errorf("run transport = %T (default: %v), want an *http.Transport of its own with no proxy", tc.runTransport, tr == http.DefaultTransport)
+	}
+	if got := RunURL("ops", "echo"); got != "http://echo.ops.svc:8080/run" {
+		t.Errorf("RunURL = %s", got)
+	}
+}
+
+// TestDeployRuntimeClassForbidden: when the bot may not read the
+// RuntimeClass, the deploy fails rather than run the tentacle without
+// gVisor, and writes nothing.
+func TestDeployRuntimeClassForbidden(t *testing.T) {
+	user := k8stest.UniqueName("no-runtimeclass")
+	h := newHarness(t, harnessOptions{rest: func(c *rest.Config) { c.Impersonate = rest.ImpersonationConfig{UserName: user} }})
+	admin, ctx, ns := h.cs, h.ctx, h.ns
+	// Everything a deploy needs but reading RuntimeClasses.
+	cr := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: user},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get"}}},
+	}
+	_, err := admin.RbacV1().ClusterRoles().Create(ctx, cr, metav1.CreateOptions{})
+	must(t, err)
+	t.Cleanup(func() { _ = admin.RbacV1().ClusterRoles().Delete(context.Background(), user, metav1.DeleteOptions{}) })
+	subject := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: user},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: user},
+		Subjects:   subject,
+	}
+	_, err = admin.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{})
+	must(t, err)
+	t.Cleanup(func() {
+		_ = admin.RbacV1().ClusterRoleBindings().Delete(context.Background(), user, metav1.DeleteOptions{})
+	})
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "deployer"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"configmaps", "secrets", "services"}, Verbs: []string{"*"}},
+			{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"*"}},
+			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"*"}},
+		},
+	}
+	_, err = admin.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{})
+	must(t, err)
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "deployer"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "deployer"},
+		Subjects:   subject,
+	}
+	_, err = admin.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{})
+	must(t, err)
+
+	as := rest.CopyConfig(k8stest.Config(t))
+	as.Impersonate = rest.ImpersonationConfig{UserName: user}
+	userCS, err := kubernetes.NewForConfig(as)
+	must(t, err)
+	// RBAC takes bindings from a cache, which has new ones a moment later.
+	for {
+		_, err := userCS.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
+		if err == nil {
+			if _, err = userCS.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the test user's rights never took effect: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	before := h.objects()
+	h.n.snapshot()
+	_, err = h.tc.Deploy(ctx, ns, loadBundle(t, echoFiles("echo", "hello")), prov)
+	var forbidden *ForbiddenError
+	if !errors.As(err, &forbidden) || forbidden.Resource != "runtimeclasses" || !strings.Contains(err.Error(), "sandboxed") {
+		t.Fatalf("Deploy = %v, want the RuntimeClass lookup forbidden", err)
+	}
+	t.Logf("error: %v", err)
+	if n := h.n.snapshot(); n.writes != 0 || n.dryRuns != 0 {
+		t.Errorf("%d writes, %d dry runs: %q", n.writes, n.dryRuns, n.log)
+	}
+	if after := h.objects(); !slices.Equal(before, after) {
+		t.Errorf("objects changed: %v -> %v", before, after)
+	}
+}
+
+// TestDeployWarnings: what the person who deployed should know comes
+// back with the revision, not only in the bot's log.
+func TestDeployWarnings(t *testing.T) {
+	h := newHarness(t, harnessOptions{runtimeClass: NoRuntimeClass})
+	files := echoFiles("echo", "hello")
+	files["workflow.yaml"] = strings.Replace(files["workflow.yaml"], "  dependencies:\n", `  dependencies:
+    scan:
+      type: dynamic-target
+      cidr: 10.30.0.0/16
+      dynPorts: ["443/TCP"]
+`, 1)
+	h.n.snapshot()
+	rev, err := h.tc.Deploy(h.ctx, h.ns, loadBundle(t, files), prov)
+	must(t, err)
+	if len(rev.Warnings) != 1 || !strings.Contains(rev.Warnings[0], "dependency scan: the range 10.30.0.0/16 is too large") {
+		t.Errorf("warnings = %q, want the range the tentacle cannot reach, and nothing about gVisor (turned off)", rev.Warnings)
+	}
+	// gVisor turned off: not looked up, not asked for, not warned about.
+	if log := h.n.snapshot().log; slices.ContainsFunc(log, func(s string) bool { return strings.Contains(s, "runtimeclasses") }) {
+		t.Errorf("RuntimeClass looked up with gVisor turned off: %q", log)
+	}
+	dep, err := h.cs.AppsV1().Deployments(h.ns).Get(h.ctx, "echo", metav1.GetOptions{})
+	must(t, err)
+	if rc := dep.Spec.Template.Spec.RuntimeClassName; rc != nil {
+		t.Errorf("runtimeClassName = %q with gVisor turned off", *rc)
+	}
+	if strings.Contains(h.logs.String(), "without gVisor") {
+		t.Errorf("a warning about gVisor was logged with gVisor turned off")
 	}
 }

@@ -87,10 +87,28 @@ func BundleFromFiles(files map[string][]byte, secrets map[string]any) (*Bundle, 
 		}
 	}
 	b := &Bundle{Workflow: wf, Files: files, Secrets: secrets}
+	if err := b.CheckPaths(); err != nil {
+		return nil, err
+	}
 	if err := b.CheckSize(); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// CheckPaths refuses a file path that could point outside the tentacle
+// directory or that a volume could not hold: every path must be
+// fs.ValidPath (relative, slash-separated, no empty, "." or ".."
+// element), not "." itself, and no element may start with "..", which
+// Kubernetes keeps for the files of its volumes. LoadBundle makes only
+// such paths; bundles made otherwise need the check.
+func (b *Bundle) CheckPaths() error {
+	for _, p := range slices.Sorted(maps.Keys(b.Files)) {
+		if !fs.ValidPath(p) || p == "." || slices.ContainsFunc(strings.Split(p, "/"), func(e string) bool { return strings.HasPrefix(e, "..") }) {
+			return fmt.Errorf("bundle: the file path %q cannot be used: a path must be relative and slash-separated, with no empty, '.' or '..' element and no element starting with '..'", p)
+		}
+	}
+	return nil
 }
 
 // Size is the number of bytes of the bundle's files.

@@ -193,10 +193,29 @@ func TestBundleFromFiles(t *testing.T) {
 		"too many":    {manyFiles(MaxBundleFiles + 1), "1001 files"},
 		"long path":   {map[string][]byte{FileName: []byte(bundleSpec), "nodes/a.ts": nil, strings.Repeat("d/", 128) + "x": nil}, "257 characters"},
 	}
+	// A revision's files come back from the cluster, where anyone with
+	// write access to the ConfigMap could have put any path.
+	for _, bad := range []string{"../escape.ts", "nodes/../../x.ts", "/etc/passwd", "./nodes/b.ts", "nodes//b.ts", "nodes/", ".", "..data/x", "nodes/..b"} {
+		tests["path "+bad] = struct {
+			files map[string][]byte
+			want  string
+		}{map[string][]byte{FileName: []byte(bundleSpec), "nodes/a.ts": nil, bad: nil}, fmt.Sprintf("the file path %q cannot be used", bad)}
+	}
 	for name, tt := range tests {
 		if _, err := BundleFromFiles(tt.files, nil); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: err = %v, want %q", name, err, tt.want)
 		}
+	}
+}
+
+func TestBundleCheckPaths(t *testing.T) {
+	ok := &Bundle{Files: map[string][]byte{FileName: nil, "nodes/a.ts": nil, ".hidden/x": nil, "a..b/c..": nil, "with space.ts": nil}}
+	if err := ok.CheckPaths(); err != nil {
+		t.Errorf("CheckPaths: %v", err)
+	}
+	bad := &Bundle{Files: map[string][]byte{FileName: nil, "lib/../../x": nil}}
+	if err := bad.CheckPaths(); err == nil {
+		t.Errorf("CheckPaths accepted %q", "lib/../../x")
 	}
 }
 

@@ -27,6 +27,11 @@ type Revision struct {
 	Digest     string // sha256 of the bundle's files, to tell real changes
 	DeployedAt time.Time
 	DeployedBy string
+	// Warnings are what the person who deployed should know although the
+	// deploy went through, in plain words: the tentacle runs without
+	// sandbox isolation, a dependency it cannot reach, ... Deploy and
+	// Rollback fill them; Revisions leaves them empty.
+	Warnings []string
 }
 
 // Status is a deployed tentacle's health in terms a person can act on.

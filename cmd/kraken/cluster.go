@@ -14,7 +14,7 @@ func runCluster(ctx context.Context, e env, args []string) error {
 	}
 	fs := flag.NewFlagSet("cluster check", flag.ContinueOnError)
 	kubeconfig := fs.String("kubeconfig", "", "the kubeconfig to use (default $KUBECONFIG, then the in-cluster account)")
-	runtimeClass := fs.String("runtime-class", "", "the RuntimeClass tentacles run with (default gvisor)")
+	runtimeClass := fs.String("runtime-class", "", "the RuntimeClass tentacles run with (default gvisor; none turns the sandbox off)")
 	if _, err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}

@@ -21,6 +21,10 @@ func TestClusterCheck(t *testing.T) {
 		t.Errorf("exit %d does not match the checklist:\n%s", code, out)
 	}
 
+	if _, out, _ := kraken(t, "cluster", "check", "--runtime-class", "none"); !strings.Contains(out, "! gVisor is turned off") {
+		t.Errorf("with the sandbox turned off the checklist should warn:\n%s", out)
+	}
+
 	// A cluster that does not answer is a failed check with a fix, not a crash.
 	bad := filepath.Join(t.TempDir(), "kubeconfig")
 	_ = os.WriteFile(bad, []byte(`apiVersion: v1
