@@ -689,14 +689,22 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("the secret shows in the logs")
 	}
 
-	events, err := tc.Events(ctx, ns, "echo")
-	must(t, err)
-	reasons := map[string]bool{}
-	for _, e := range events {
-		reasons[e.Reason] = true
-	}
-	if !reasons["ScalingReplicaSet"] || !reasons["SuccessfulCreate"] || !reasons["Scheduled"] {
-		t.Errorf("events = %+v", events)
+	// Controllers send their events asynchronously (the recorder batches
+	// them), so the ones a deploy causes may lag the pod being ready.
+	var events []tentacle.Event
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		events, err = tc.Events(ctx, ns, "echo")
+		must(t, err)
+		reasons := map[string]bool{}
+		for _, e := range events {
+			reasons[e.Reason] = true
+		}
+		if reasons["ScalingReplicaSet"] && reasons["SuccessfulCreate"] && reasons["Scheduled"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events = %+v", events)
+		}
 	}
 	if !slices.IsSortedFunc(events, func(a, b tentacle.Event) int { return b.Time.Compare(a.Time) }) {
 		t.Errorf("events not newest first: %+v", events)
