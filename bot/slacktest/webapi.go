@@ -629,6 +629,16 @@ func (s *Server) useTriggerLocked(id string) (string, string) {
 }
 
 // viewSpec decodes the "view" argument.
+// viewSpecOf is the request's view, which must be of the given type, as
+// Slack refuses a home tab in views.open and a modal in views.publish.
+func viewSpecOf(q *request, typ string) (map[string]any, string) {
+	spec, code := viewSpec(q)
+	if code == "" && spec["type"] != typ {
+		return nil, "invalid_arguments"
+	}
+	return spec, code
+}
+
 func viewSpec(q *request) (map[string]any, string) {
 	raw := q.get("view")
 	if raw == "" {
@@ -708,12 +718,9 @@ func (s *Server) newViewLocked(user string) *View {
 }
 
 func (s *Server) viewsOpen(q *request) reply {
-	spec, code := viewSpec(q)
+	spec, code := viewSpecOf(q, "modal")
 	if code != "" {
 		return errReply(code)
-	}
-	if spec["type"] != "modal" {
-		return errReply("invalid_arguments")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -729,12 +736,9 @@ func (s *Server) viewsOpen(q *request) reply {
 }
 
 func (s *Server) viewsPush(q *request) reply {
-	spec, code := viewSpec(q)
+	spec, code := viewSpecOf(q, "modal")
 	if code != "" {
 		return errReply(code)
-	}
-	if spec["type"] != "modal" {
-		return errReply("invalid_arguments")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -760,12 +764,9 @@ func (s *Server) viewsPush(q *request) reply {
 }
 
 func (s *Server) viewsPublish(q *request) reply {
-	spec, code := viewSpec(q)
+	spec, code := viewSpecOf(q, "home")
 	if code != "" {
 		return errReply(code)
-	}
-	if spec["type"] != "home" {
-		return errReply("invalid_arguments")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
