@@ -259,11 +259,8 @@ func (s *Server) filesCompleteUploadExternal(q *request) reply {
 	}
 	var chans []*Channel
 	for _, arg := range dedupe(targets) {
-		c, code := s.postTargetLocked(arg)
+		c, code := s.postableLocked(arg)
 		if code != "" {
-			return errReply(code)
-		}
-		if code := s.canPostLocked(c); code != "" {
 			return errReply(code)
 		}
 		chans = append(chans, c)

@@ -78,6 +78,16 @@ func (s *Server) postTargetLocked(arg string) (*Channel, string) {
 	return nil, "channel_not_found"
 }
 
+// postableLocked is the channel the bot writes to for a chat or file
+// method's channel argument, or Slack's error code for why it may not.
+func (s *Server) postableLocked(arg string) (*Channel, string) {
+	c, code := s.postTargetLocked(arg)
+	if code == "" {
+		code = s.canPostLocked(c)
+	}
+	return c, code
+}
+
 // canPostLocked applies Slack's rules for the bot writing to a channel.
 func (s *Server) canPostLocked(c *Channel) string {
 	if c.IsArchived {
@@ -404,11 +414,8 @@ func (s *Server) chatPostMessage(q *request) reply {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, code := s.postTargetLocked(q.get("channel"))
+	c, code := s.postableLocked(q.get("channel"))
 	if code != "" {
-		return errReply(code)
-	}
-	if code := s.canPostLocked(c); code != "" {
 		return errReply(code)
 	}
 	m := &Message{
@@ -479,11 +486,8 @@ func (s *Server) chatPostEphemeral(q *request) reply {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, code := s.postTargetLocked(q.get("channel"))
+	c, code := s.postableLocked(q.get("channel"))
 	if code != "" {
-		return errReply(code)
-	}
-	if code := s.canPostLocked(c); code != "" {
 		return errReply(code)
 	}
 	user := q.get("user")
