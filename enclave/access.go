@@ -293,19 +293,34 @@ type Access struct {
 	RequireIdentity bool
 }
 
-// NewAccess fills an Access from an Enclave as the cluster records it:
-// its workspace, owner and lifecycle state (see StateOf for what the
-// caller may add to it). Members, mode and the sign-in rule are kept
-// elsewhere and given here.
-func NewAccess(e Enclave, members []Principal, mode Mode, requireIdentity bool) Access {
+// AccessOf fills an Access from an Enclave as the cluster records it: its
+// workspace, owner, members, mode, sign-in rule and lifecycle state.
+func AccessOf(e Enclave) Access {
+	members := make([]Principal, 0, len(e.Members))
+	for _, m := range e.Members {
+		members = append(members, Principal{TeamID: e.Channel.TeamID, UserID: m})
+	}
 	return Access{
 		TeamID:          e.Channel.TeamID,
 		Owner:           Principal{TeamID: e.Channel.TeamID, UserID: e.Owner},
 		Members:         members,
-		Mode:            mode,
+		Mode:            e.Mode,
 		State:           StateOf(e),
-		RequireIdentity: requireIdentity,
+		RequireIdentity: e.RequireIdentity,
 	}
+}
+
+// TentacleAccessOf is what Decide needs about tentacle name in e, which
+// deployedBy (a Slack user id, or "") deployed.
+func TentacleAccessOf(e Enclave, name, deployedBy string) *TentacleAccess {
+	t := &TentacleAccess{Name: name}
+	if deployedBy != "" {
+		t.Owner = Principal{TeamID: e.Channel.TeamID, UserID: deployedBy}
+	}
+	if m, ok := e.TentacleModes[name]; ok {
+		t.Mode = &m
+	}
+	return t
 }
 
 // Role is what p is to the enclave: its owner, a member of its channel,

@@ -598,12 +598,13 @@ func TestReasons(t *testing.T) {
 	}
 }
 
-func TestNewAccess(t *testing.T) {
-	e := Enclave{Name: "payments", Channel: Channel{TeamID: "T1", ID: "C1"}, Owner: "UOWNER", Ready: true, Frozen: true}
-	a := NewAccess(e, []Principal{member}, ModeTeamRun, true)
-	want := Access{TeamID: "T1", Owner: owner, Members: []Principal{member}, Mode: ModeTeamRun, State: sFrozen, RequireIdentity: true}
+func TestAccessOf(t *testing.T) {
+	e := Enclave{Name: "payments", Channel: Channel{TeamID: "T1", ID: "C1"}, Owner: "UOWNER", Ready: true, Frozen: true,
+		Governance: Governance{Members: []string{member.UserID}, Mode: ModeTeamRun, RequireIdentity: true}}
+	a := AccessOf(e)
+	want := Access{TeamID: "T1", Owner: owner, Members: []Principal{member}, Mode: ModeTeamRun, State: State{Phase: PhaseFrozen, OwnerFrozen: true}, RequireIdentity: true}
 	if fmt.Sprint(a) != fmt.Sprint(want) {
-		t.Fatalf("NewAccess = %+v, want %+v", a, want)
+		t.Fatalf("AccessOf = %+v, want %+v", a, want)
 	}
 	signedOwner := owner
 	signedOwner.HasIdentity = true
@@ -612,8 +613,44 @@ func TestNewAccess(t *testing.T) {
 	}
 	// An enclave read back without an owner refuses everything.
 	e.Owner = ""
-	if got := Decide(member, NewAccess(e, []Principal{member}, ModeTeam, false), nil, OpList); got.Allowed {
+	e.Mode, e.RequireIdentity = ModeTeam, false
+	if got := Decide(member, AccessOf(e), nil, OpList); got.Allowed {
 		t.Errorf("an enclave without an owner allowed a list: %+v", got)
+	}
+}
+
+func TestTentacleAccessOf(t *testing.T) {
+	e := Enclave{Channel: Channel{TeamID: "T1"}, Governance: Governance{TentacleModes: map[string]Mode{"billing": ModePrivate}}}
+	ta := TentacleAccessOf(e, "billing", "UDEPLOYER")
+	if ta.Mode == nil || *ta.Mode != ModePrivate || !ta.Owner.Same(Principal{TeamID: "T1", UserID: "UDEPLOYER"}) {
+		t.Errorf("TentacleAccessOf = %+v", ta)
+	}
+	if ta := TentacleAccessOf(e, "other", ""); ta.Mode != nil || ta.Owner.Valid() {
+		t.Errorf("a tentacle without its own mode or deployer got %+v", ta)
+	}
+}
+
+func TestStateOfGovernance(t *testing.T) {
+	ready := Enclave{Ready: true}
+	for _, tt := range []struct {
+		g      Governance
+		frozen bool
+		want   State
+	}{
+		{Governance{}, false, State{Phase: PhaseActive}},
+		{Governance{}, true, State{Phase: PhaseFrozen, OwnerFrozen: true}},
+		{Governance{Archived: true}, true, State{Phase: PhaseFrozen, Archived: true}},
+		{Governance{Archived: true, FrozenByOwner: true}, true, State{Phase: PhaseFrozen, Archived: true, OwnerFrozen: true}},
+		{Governance{ChannelDeleted: true}, true, State{Phase: PhaseFlagged, ChannelDeleted: true}},
+		{Governance{NeedsOwner: true}, false, State{Phase: PhaseActive, NeedsOwner: true}},
+		// A recorded archive wins over a frozen flag the cluster lost.
+		{Governance{Archived: true}, false, State{Phase: PhaseFrozen, Archived: true}},
+	} {
+		e := ready
+		e.Governance, e.Frozen = tt.g, tt.frozen
+		if got := StateOf(e); got != tt.want || !got.Valid() {
+			t.Errorf("StateOf(%+v, frozen=%t) = %s, want %s", tt.g, tt.frozen, got, tt.want)
+		}
 	}
 }
 

@@ -30,6 +30,47 @@ type Enclave struct {
 	// way (provisioning again finishes it), and while terminating.
 	Ready     bool
 	CreatedAt time.Time
+
+	Governance
+}
+
+// Governance is who may do what in an enclave, and what the bot knows of
+// its channel that the cluster cannot see. The cluster records it beside
+// the enclave, so every replica of the bot reads the same.
+type Governance struct {
+	// Members are the people (Slack user ids in the enclave's workspace)
+	// the enclave counts as members besides its owner: its channel's
+	// members, kept in step by the bot, and anyone added by hand.
+	Members []string
+	// Mode says who may do what. A recorded enclave always has one; an
+	// enclave whose record lost it reads as an invalid Mode, which allows
+	// nothing but the owner-only ops.
+	Mode Mode
+	// TentacleModes are tentacles' own modes, by tentacle name; a
+	// tentacle without one follows the enclave's mode alone.
+	TentacleModes map[string]Mode
+	// RequireIdentity: people must sign in before changing or running
+	// anything here.
+	RequireIdentity bool
+	// Archived: the channel is archived, and the enclave frozen for it.
+	Archived bool
+	// FrozenByOwner: the owner froze the enclave.
+	FrozenByOwner bool
+	// ChannelDeleted: the channel was deleted; the enclave waits for its
+	// owner to confirm deprovisioning.
+	ChannelDeleted bool
+	// NeedsOwner: the owner left the channel.
+	NeedsOwner bool
+}
+
+// IsMember reports whether user is among the members.
+func (g Governance) IsMember(user string) bool {
+	for _, m := range g.Members {
+		if m == user && m != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Channel identifies a Slack channel.
@@ -76,6 +117,16 @@ type Cluster interface {
 	List(ctx context.Context) ([]Enclave, error)
 	// SetFrozen records the frozen state on the enclave.
 	SetFrozen(ctx context.Context, name string, frozen bool, p Provenance) error
+	// Update records a change to an enclave's owner, channel name, frozen
+	// state and Governance. change gets the enclave as recorded now and
+	// edits it; Update writes those fields back and returns what it
+	// wrote. When another writer came in between, change runs again on
+	// the fresh record, so it must depend on nothing but its argument. An
+	// error from change is returned as it is and nothing is written.
+	// Changing anything else (name, channel or team id, quota,
+	// readiness) is refused. A terminating enclave is ErrNotFound's
+	// sibling: the cluster's ErrTerminating.
+	Update(ctx context.Context, name string, change func(e *Enclave) error, p Provenance) (Enclave, error)
 	// Deprovision removes the enclave and everything in it and waits for
 	// it to be gone, up to the context's deadline (five minutes when it
 	// has none).

@@ -130,21 +130,24 @@ func (s State) String() string {
 }
 
 // StateOf reads the lifecycle state from what the cluster records on an
-// Enclave. The cluster keeps no reason for a freeze, no deleted channel
-// and no departed owner, so callers that know those (from Slack) set
-// Archived, ChannelDeleted (with PhaseFlagged) and NeedsOwner on the
-// result. An enclave that is not ready reads as provisioning, whether a
-// provisioning is running or one failed: both allow the same things.
+// Enclave: readiness and termination, the frozen flag, and the channel
+// facts and freeze reasons in its Governance. An enclave that is not
+// ready reads as provisioning, whether a provisioning is running or one
+// failed: both allow the same things. A freeze with no recorded reason
+// counts as the owner's.
 func StateOf(e Enclave) State {
+	g := e.Governance
 	switch {
 	case e.Terminating:
 		return State{Phase: PhaseDeprovisioning}
 	case !e.Ready:
-		return State{Phase: PhaseProvisioning}
-	case e.Frozen:
-		return State{Phase: PhaseFrozen}
+		return State{Phase: PhaseProvisioning, Archived: g.Archived, ChannelDeleted: g.ChannelDeleted, NeedsOwner: g.NeedsOwner}
+	case g.ChannelDeleted:
+		return State{Phase: PhaseFlagged, ChannelDeleted: true, Archived: g.Archived, OwnerFrozen: g.FrozenByOwner, NeedsOwner: g.NeedsOwner}
+	case e.Frozen || g.Archived || g.FrozenByOwner:
+		return State{Phase: PhaseFrozen, Archived: g.Archived, OwnerFrozen: g.FrozenByOwner || !g.Archived, NeedsOwner: g.NeedsOwner}
 	}
-	return State{Phase: PhaseActive}
+	return State{Phase: PhaseActive, NeedsOwner: g.NeedsOwner}
 }
 
 // Event is something that happens to an enclave.

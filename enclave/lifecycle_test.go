@@ -311,7 +311,7 @@ func TestStateOf(t *testing.T) {
 		want State
 	}{
 		{Enclave{Ready: true}, sActive},
-		{Enclave{Ready: true, Frozen: true}, sFrozen},
+		{Enclave{Ready: true, Frozen: true}, State{Phase: PhaseFrozen, OwnerFrozen: true}},
 		{Enclave{}, sProv},
 		{Enclave{Frozen: true}, sProv},
 		{Enclave{Ready: true, Terminating: true}, sDeprov},
