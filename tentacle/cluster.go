@@ -73,6 +73,9 @@ type Cluster interface {
 	Logs(ctx context.Context, enclave, name string, opts LogOptions) (io.ReadCloser, error)
 	Events(ctx context.Context, enclave, name string) ([]Event, error)
 	Revisions(ctx context.Context, enclave, name string) ([]Revision, error)
+	// Files returns the files revision rev deployed (zero: the current
+	// revision), without its secrets: what a redeploy is compared with.
+	Files(ctx context.Context, enclave, name string, rev int) (map[string][]byte, error)
 	Restart(ctx context.Context, enclave, name string, p enclave.Provenance) error
 	// Rollback redeploys revision rev, or the one before the current when
 	// rev is zero, as a new revision.
