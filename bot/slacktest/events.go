@@ -356,6 +356,11 @@ type BlockAction struct {
 	TeamID        string
 	TriggerID     string
 	ResponseURL   string
+	// State is what the person had entered in the message's or view's
+	// input blocks when they clicked: block_id → action_id → the element's
+	// state, a string standing for a plain_text_input's value (as in
+	// ViewSubmission.Values).
+	State map[string]map[string]any
 }
 
 // BlockAction builds a block_actions payload, with the message or view it
@@ -398,7 +403,7 @@ func (s *Server) BlockAction(a BlockAction) Interaction {
 		"team":                  map[string]any{"id": a.TeamID, "domain": s.cfg.teamDomain},
 		"enterprise":            nil,
 		"is_enterprise_install": false,
-		"state":                 map[string]any{"values": map[string]any{}},
+		"state":                 map[string]any{"values": stateValues(a.State)},
 		"actions":               []any{action},
 	}
 	if a.ViewID != "" {
@@ -442,6 +447,24 @@ type ViewSubmission struct {
 	TriggerID string
 }
 
+// stateValues is the "values" of an interaction's state: a string stands
+// for a plain_text_input's value, anything else is used as is.
+func stateValues(in map[string]map[string]any) map[string]any {
+	values := map[string]any{}
+	for block, actions := range in {
+		inner := map[string]any{}
+		for action, val := range actions {
+			if str, ok := val.(string); ok {
+				inner[action] = map[string]any{"type": "plain_text_input", "value": str}
+			} else {
+				inner[action] = val
+			}
+		}
+		values[block] = inner
+	}
+	return values
+}
+
 // ViewSubmission builds a view_submission payload for a view the bot opened.
 func (s *Server) ViewSubmission(v ViewSubmission) Interaction {
 	s.mu.Lock()
@@ -454,18 +477,7 @@ func (s *Server) ViewSubmission(v ViewSubmission) Interaction {
 	} else {
 		s.registerTriggerLocked(v.TriggerID, v.UserID)
 	}
-	values := map[string]any{}
-	for block, actions := range v.Values {
-		inner := map[string]any{}
-		for action, val := range actions {
-			if str, ok := val.(string); ok {
-				inner[action] = map[string]any{"type": "plain_text_input", "value": str}
-			} else {
-				inner[action] = val
-			}
-		}
-		values[block] = inner
-	}
+	values := stateValues(v.Values)
 	view := map[string]any{"id": v.ViewID, "type": "modal"}
 	if stored, ok := s.views[v.ViewID]; ok {
 		_ = json.Unmarshal(stored.JSON, &view)

@@ -247,7 +247,15 @@ func TestResponseURL(t *testing.T) {
 	srv := w.srv
 	_, ts, _ := w.api.PostMessageContext(ctx, w.ops.ID, slack.MsgOptionText("Deprovision ops?", false))
 	cmd := srv.SlashCommand(slacktest.SlashCommand{Command: "/kraken", Text: "help", UserID: w.alice.ID, ChannelID: w.ops.ID})
-	action := srv.BlockAction(slacktest.BlockAction{UserID: w.alice.ID, ChannelID: w.ops.ID, MessageTS: ts, ActionID: "confirm"})
+	action := srv.BlockAction(slacktest.BlockAction{UserID: w.alice.ID, ChannelID: w.ops.ID, MessageTS: ts, ActionID: "confirm",
+		State: map[string]map[string]any{"name": {"typed": "ops"}}})
+	var cb slack.InteractionCallback
+	if err := json.Unmarshal(action.Payload, &cb); err != nil {
+		t.Fatal(err)
+	}
+	if cb.BlockActionState == nil || cb.BlockActionState.Values["name"]["typed"].Value != "ops" {
+		t.Errorf("state = %s", action.Payload)
+	}
 	// slack-go posts to a response_url with the client's token-less JSON.
 	anon := slack.New("")
 	send := func(opts ...slack.MsgOption) {

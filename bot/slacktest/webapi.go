@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,8 @@ func (s *Server) methods() map[string]func(*request) reply {
 		"conversations.info":           s.conversationsInfo,
 		"conversations.members":        s.conversationsMembers,
 		"conversations.list":           s.conversationsList,
+		"conversations.invite":         s.conversationsInvite,
+		"conversations.kick":           s.conversationsKick,
 		"users.info":                   s.usersInfo,
 		"users.lookupByEmail":          s.usersLookupByEmail,
 		"views.open":                   s.viewsOpen,
@@ -252,6 +255,121 @@ func (s *Server) conversationsList(q *request) reply {
 		out = append(out, s.channelJSONLocked(c, true))
 	}
 	return okReply(map[string]any{"channels": out, "response_metadata": map[string]any{"next_cursor": next}})
+}
+
+// memberTargetLocked is the channel of conversations.invite and
+// conversations.kick: one the bot can see, is a member of, and which takes
+// members (not an IM); or Slack's error code.
+func (s *Server) memberTargetLocked(id string) (*Channel, string) {
+	c, code := s.visibleLocked(id)
+	switch {
+	case code != "":
+		return nil, code
+	case c.IsIM:
+		return nil, "method_not_supported_for_channel_type"
+	case !contains(c.Members, s.cfg.botUserID):
+		return nil, "not_in_channel"
+	case c.IsArchived:
+		return nil, "is_archived"
+	}
+	return c, ""
+}
+
+// conversationsInvite adds users (comma-separated, up to 1000) to a channel
+// the bot is in. As in Slack, one user that cannot be added fails the whole
+// call and adds no one; the per-user reasons are in "errors".
+func (s *Server) conversationsInvite(q *request) reply {
+	var users []string
+	for _, u := range strings.Split(q.get("users"), ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			users = append(users, u)
+		}
+	}
+	if len(users) == 0 {
+		return errReply("no_user")
+	}
+	if len(users) > 1000 {
+		return errReply("too_many_users")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, code := s.memberTargetLocked(q.get("channel"))
+	if code != "" {
+		return errReply(code)
+	}
+	var failures []any
+	first := ""
+	for _, id := range users {
+		u, ok := s.users[id]
+		code := ""
+		switch {
+		case !ok:
+			code = "user_not_found"
+		case id == s.cfg.botUserID:
+			code = "cant_invite_self"
+		case u.Deleted:
+			code = "cant_invite"
+		case contains(c.Members, id):
+			code = "already_in_channel"
+		case u.IsUltraRestricted && s.channelCountLocked(id) > 0:
+			code = "ura_max_channels"
+		}
+		if code != "" {
+			if first == "" {
+				first = code
+			}
+			failures = append(failures, map[string]any{"user": id, "ok": false, "error": code})
+		}
+	}
+	if first != "" {
+		return jsonReply(http.StatusOK, map[string]any{"ok": false, "error": first, "errors": failures})
+	}
+	c.Members = dedupe(append(c.Members, users...))
+	s.notifyLocked()
+	return okReply(map[string]any{"channel": s.channelJSONLocked(c, false)})
+}
+
+// channelCountLocked is how many channels (not IMs) a user is in.
+func (s *Server) channelCountLocked(user string) int {
+	n := 0
+	for _, c := range s.channels {
+		if !c.IsIM && contains(c.Members, user) {
+			n++
+		}
+	}
+	return n
+}
+
+// conversationsKick removes a user from a channel the bot is in. A
+// workspace that lets only admins remove people answers restricted_action:
+// inject it with FailNext(Error("restricted_action")).
+func (s *Server) conversationsKick(q *request) reply {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, code := s.memberTargetLocked(q.get("channel"))
+	if code != "" {
+		return errReply(code)
+	}
+	user := q.get("user")
+	switch _, ok := s.users[user]; {
+	case user == "" || !ok:
+		return errReply("user_not_found")
+	case user == s.cfg.botUserID:
+		return errReply("cant_kick_self")
+	case c.IsGeneral:
+		return errReply("cant_kick_from_general")
+	case !contains(c.Members, user):
+		return errReply("not_in_channel")
+	}
+	var keep []string
+	for _, m := range c.Members {
+		if m != user {
+			keep = append(keep, m)
+		}
+	}
+	c.Members = keep
+	s.notifyLocked()
+	return okReply(map[string]any{"errors": map[string]any{}})
 }
 
 // --- users ---

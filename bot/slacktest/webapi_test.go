@@ -501,3 +501,73 @@ func TestMembersPagination(t *testing.T) {
 		t.Errorf("conversations.list pages: %v", names)
 	}
 }
+
+func TestConversationsInviteKick(t *testing.T) {
+	ctx := context.Background()
+	w := newWorkspace(t)
+	srv := w.srv
+	general := srv.AddChannel(slacktest.Channel{Name: "general", IsGeneral: true, Members: []string{srv.BotUserID(), w.alice.ID, w.bob.ID}})
+	archived := srv.AddChannel(slacktest.Channel{Name: "old", IsArchived: true, Members: []string{srv.BotUserID()}})
+	single := srv.AddUser(slacktest.User{Name: "sam", IsUltraRestricted: true})
+	srv.AddMembers(general.ID, single.ID)
+	gone := srv.AddUser(slacktest.User{Name: "gone"})
+	srv.DeleteUser(gone.ID)
+
+	invite := []struct {
+		name, channel string
+		users         []string
+		want          string
+	}{
+		{"bob to secret", w.secret.ID, []string{w.bob.ID}, ""},
+		{"bob again", w.secret.ID, []string{w.bob.ID}, "already_in_channel"},
+		{"one bad user adds no one", w.ops.ID, []string{w.eve.ID, "U0NOBODY"}, "user_not_found"},
+		{"the bot itself", w.ops.ID, []string{srv.BotUserID()}, "cant_invite_self"},
+		{"a deactivated user", w.ops.ID, []string{gone.ID}, "cant_invite"},
+		{"a single-channel guest already in one", w.ops.ID, []string{single.ID}, "ura_max_channels"},
+		{"bot not in the channel", w.off.ID, []string{w.alice.ID}, "not_in_channel"},
+		{"archived", archived.ID, []string{w.alice.ID}, "is_archived"},
+		{"no such channel", "C0NOWHERE", []string{w.alice.ID}, "channel_not_found"},
+		{"no users", w.ops.ID, nil, "no_user"},
+		{"an IM", srv.DMChannel(w.alice.ID), []string{w.bob.ID}, "method_not_supported_for_channel_type"},
+	}
+	for _, tc := range invite {
+		_, err := w.api.InviteUsersToConversationContext(ctx, tc.channel, tc.users...)
+		if got := slackErr(err); got != tc.want {
+			t.Errorf("invite %s: error %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if c, _ := srv.Channel(w.secret.ID); !slices.Equal(c.Members, []string{srv.BotUserID(), w.alice.ID, w.bob.ID}) {
+		t.Errorf("secret members = %v", c.Members)
+	}
+	if c, _ := srv.Channel(w.ops.ID); slices.Contains(c.Members, w.eve.ID) {
+		t.Errorf("a failed invite added eve: %v", c.Members)
+	}
+
+	kick := []struct {
+		name, channel, user, want string
+	}{
+		{"bob from ops", w.ops.ID, w.bob.ID, ""},
+		{"bob again", w.ops.ID, w.bob.ID, "not_in_channel"},
+		{"the bot itself", w.ops.ID, srv.BotUserID(), "cant_kick_self"},
+		{"from general", general.ID, w.bob.ID, "cant_kick_from_general"},
+		{"unknown user", w.ops.ID, "U0NOBODY", "user_not_found"},
+		{"bot not in the channel", w.off.ID, w.bob.ID, "not_in_channel"},
+		{"no such channel", "C0NOWHERE", w.bob.ID, "channel_not_found"},
+	}
+	for _, tc := range kick {
+		err := w.api.KickUserFromConversationContext(ctx, tc.channel, tc.user)
+		if got := slackErr(err); got != tc.want {
+			t.Errorf("kick %s: error %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	srv.FailNext("conversations.kick", 1, slacktest.Error("restricted_action"))
+	if err := w.api.KickUserFromConversationContext(ctx, w.ops.ID, w.alice.ID); slackErr(err) != "restricted_action" {
+		t.Errorf("restricted kick: %v", err)
+	}
+	if c, _ := srv.Channel(w.ops.ID); !slices.Equal(c.Members, []string{srv.BotUserID(), w.alice.ID}) {
+		t.Errorf("ops members = %v", c.Members)
+	}
+	if calls := srv.Calls("conversations.invite"); len(calls) != len(invite) || calls[0].Param("users") != w.bob.ID || !calls[0].OK() {
+		t.Errorf("invite calls = %+v", calls)
+	}
+}
