@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/kraken-ops/kraken/enclave"
@@ -34,9 +35,11 @@ type enclaveRecord struct {
 	UpdatedAt     time.Time `json:",omitzero"`
 }
 
-// errFixed is what Update refuses: a change to what only provisioning
-// (or nothing) may change.
-var errFixed = errors.New("only the owner, the channel's name, the frozen state and the governance of an enclave can be updated")
+// ErrNotUpdatable means an Update's change edited something Update does
+// not record: the enclave's name, channel or team id, quota, readiness,
+// termination or creation time. It is the stand-in for the cluster's
+// error of the same name.
+var ErrNotUpdatable = errors.New("not something an enclave update can change")
 
 // Provision records the enclave as ready. An enclave of that name made
 // by another channel (team and channel id) is enclave.ErrNameTaken and is
@@ -163,7 +166,8 @@ func (c *Enclaves) SetFrozen(ctx context.Context, name string, frozen bool, p en
 // runtime holds its lock, so no other writer can come in between and it
 // runs once. Its error comes back as it is, with nothing written; a
 // change to anything else (name, channel or team id, quota, readiness,
-// creation time) is refused. A terminating enclave is ErrTerminating.
+// creation time) is ErrNotUpdatable. A terminating enclave is
+// ErrTerminating.
 func (c *Enclaves) Update(ctx context.Context, name string, change func(e *enclave.Enclave) error, p enclave.Provenance) (enclave.Enclave, error) {
 	op := "update enclave " + name
 	if err := ctx.Err(); err != nil {
@@ -195,13 +199,14 @@ func (c *Enclaves) Update(ctx context.Context, name string, change func(e *encla
 		fixed = append(fixed, "quota")
 	}
 	if next.Ready != before.Ready || next.Terminating != before.Terminating {
-		fixed = append(fixed, "readiness")
+		fixed = append(fixed, "readiness or termination")
 	}
 	if !next.CreatedAt.Equal(before.CreatedAt) {
 		fixed = append(fixed, "creation time")
 	}
 	if len(fixed) > 0 {
-		return enclave.Enclave{}, fmt.Errorf("%s: %w; the change touched its %v", op, errFixed, fixed)
+		return enclave.Enclave{}, fmt.Errorf("%s: %w: the change edited its %s; only the owner, channel name, frozen state and governance can be updated",
+			op, ErrNotUpdatable, strings.Join(fixed, ", "))
 	}
 	// A copy is kept: change may hold on to next's slices and maps.
 	rec.Enclave = cloneEnclave(next)

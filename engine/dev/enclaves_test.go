@@ -164,12 +164,12 @@ func TestUpdate(t *testing.T) {
 				e.TentacleModes["hello-fanout"] == enclave.ModePrivate && e.Archived && e.FrozenByOwner && e.NeedsOwner
 		}},
 		{"change fails", func(e *enclave.Enclave) error { e.Owner = "U-bob"; return errMine }, errMine, nil},
-		{"name", func(e *enclave.Enclave) error { e.Name = "other"; return nil }, errFixed, nil},
-		{"channel id", func(e *enclave.Enclave) error { e.Channel.ID = "C9"; return nil }, errFixed, nil},
-		{"team id", func(e *enclave.Enclave) error { e.Channel.TeamID = "T9"; return nil }, errFixed, nil},
-		{"quota", func(e *enclave.Enclave) error { e.Quota.Pods = 100; return nil }, errFixed, nil},
-		{"readiness", func(e *enclave.Enclave) error { e.Ready = false; return nil }, errFixed, nil},
-		{"terminating", func(e *enclave.Enclave) error { e.Terminating = true; return nil }, errFixed, nil},
+		{"name", func(e *enclave.Enclave) error { e.Name = "other"; return nil }, ErrNotUpdatable, nil},
+		{"channel id", func(e *enclave.Enclave) error { e.Channel.ID = "C9"; return nil }, ErrNotUpdatable, nil},
+		{"team id", func(e *enclave.Enclave) error { e.Channel.TeamID = "T9"; return nil }, ErrNotUpdatable, nil},
+		{"quota", func(e *enclave.Enclave) error { e.Quota.Pods = 100; return nil }, ErrNotUpdatable, nil},
+		{"readiness", func(e *enclave.Enclave) error { e.Ready = false; return nil }, ErrNotUpdatable, nil},
+		{"terminating", func(e *enclave.Enclave) error { e.Terminating = true; return nil }, ErrNotUpdatable, nil},
 	}
 	r, _ := open(t, t.TempDir())
 	c := r.Enclaves()
