@@ -21,14 +21,22 @@ var (
 	// ErrUnreachable means the Kubernetes API did not answer: the
 	// cluster is down, restarting, or the address is wrong. Retrying
 	// later is the remedy.
-	ErrUnreachable = errors.New("the cluster can't be reached")
+	ErrUnreachable error = &plainError{"the cluster can't be reached", "the platform's cluster can't be reached right now; try again in a minute"}
 	// ErrTerminating means the enclave's namespace is being deleted, so
 	// nothing can be created in it until it is gone.
-	ErrTerminating = errors.New("enclave is being removed, try again shortly")
+	ErrTerminating error = &plainError{"enclave is being removed, try again shortly", "the enclave is being removed"}
 	// ErrQuotaInvalid means a quota (an enclave's or the platform
 	// default) has quantities that don't parse or don't fit together.
 	ErrQuotaInvalid = errors.New("invalid quota")
 )
+
+// plainError is a sentinel that also says, in Plain, what the person who
+// asked should read: the bot shows people Plain and logs Error for the
+// operators.
+type plainError struct{ msg, plain string }
+
+func (e *plainError) Error() string { return e.msg }
+func (e *plainError) Plain() string { return e.plain }
 
 // ForbiddenError says which permission the bot lacks. The API's own
 // message names the user, verb and resource; this keeps them apart so the
@@ -62,6 +70,11 @@ func (e *ForbiddenError) Error() string {
 
 func (e *ForbiddenError) Unwrap() error { return e.Err }
 
+// Plain is what the person who asked reads: the fix is the operators'.
+func (e *ForbiddenError) Plain() string {
+	return "the bot lacks a permission it needs in the cluster; the platform team can fix that (the bot's log says which)"
+}
+
 // QuotaExceededError says which of an enclave's quota resources ran out.
 type QuotaExceededError struct {
 	Op    string
@@ -91,6 +104,15 @@ func (e *QuotaExceededError) Error() string {
 }
 
 func (e *QuotaExceededError) Unwrap() error { return e.Err }
+
+// Plain is what the person who asked reads.
+func (e *QuotaExceededError) Plain() string {
+	names := strings.Join(e.ExceededResources(), ", ")
+	if names == "" {
+		names = "a resource"
+	}
+	return "the enclave's quota is used up (" + names + "); undeploy something, or ask the platform team for more"
+}
 
 // ExceededResources lists the names of the exhausted resources.
 func (e *QuotaExceededError) ExceededResources() []string {
@@ -131,6 +153,11 @@ func (e *StuckTerminatingError) Error() string {
 }
 
 func (e *StuckTerminatingError) Unwrap() error { return e.Err }
+
+// Plain is what the person who asked reads.
+func (e *StuckTerminatingError) Plain() string {
+	return "removing the enclave is taking longer than it should; the platform team needs to look at it"
+}
 
 // deletionConditions are the namespace conditions the namespace
 // controller sets while something blocks deletion.
