@@ -1,0 +1,3 @@
+export default async function run(ctx, input) {
+  return { hi: input.name ?? "tiny" };
+}
