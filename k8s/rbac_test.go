@@ -19,8 +19,8 @@ import (
 	"github.com/kraken-ops/kraken/enclave"
 	"github.com/kraken-ops/kraken/k8s"
 	"github.com/kraken-ops/kraken/k8s/k8stest"
+	"github.com/kraken-ops/kraken/k8s/k8stest/botenv"
 	"github.com/kraken-ops/kraken/tentacle"
-	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -47,113 +47,24 @@ type botEnv struct {
 	cs   kubernetes.Interface
 }
 
-// installBotRBAC applies BotRBAC, exactly as the chart would, for a bot
-// ServiceAccount in a fresh namespace, and returns once the API server
-// enforces all of it: the bot holds its cluster-wide rights and the
-// admission policy refuses what it must.
+// installBotRBAC applies BotRBAC, exactly as the chart would (see
+// botenv.Install).
 func installBotRBAC(t *testing.T) *botEnv {
 	t.Helper()
-	ctx := testCtx(t, time.Minute)
-	admin := k8stest.Clientset(t)
-	ns := k8stest.Namespace(t, "kraken-bot")
-	e := &botEnv{
-		admin: admin,
-		opts: k8s.RBACOptions{
-			// Unique, so parallel runs on the shared control plane do
-			// not share (or delete) each other's cluster-scoped objects.
-			Name:           k8stest.UniqueName("kraken-rbac"),
-			Namespace:      ns,
-			ServiceAccount: "kraken",
-			Labels:         map[string]string{k8stest.LabelTest: "true"},
-		},
-	}
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: e.opts.ServiceAccount}}
-	if _, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	applyObjects(t, admin, k8s.BotRBAC(e.opts))
-	e.rest = tokenConfig(t, admin, ns, e.opts.ServiceAccount)
-	var err error
-	if e.cs, err = kubernetes.NewForConfig(e.rest); err != nil {
-		t.Fatal(err)
-	}
-
-	// RBAC and admission policies reach the API server's caches a moment
-	// after they are written.
-	eventually(t, ctx, "the bot's ClusterRole to take effect", func() error {
-		_, err := e.cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{Limit: 1})
-		return err
-	})
-	guard := newBotClient(t, e, nil)
-	eventually(t, ctx, "the admission policy to take effect", func() error { return guard.CheckGuard(ctx) })
-	return e
-}
-
-// applyObjects creates objs as admin and deletes them when the test ends.
-func applyObjects(t *testing.T, cs kubernetes.Interface, objs []runtime.Object) {
-	t.Helper()
-	ctx := testCtx(t, 30*time.Second)
-	for _, obj := range objs {
-		var err error
-		var del func(context.Context) error
-		none := metav1.DeleteOptions{}
-		switch o := obj.(type) {
-		case *rbacv1.ClusterRole:
-			_, err = cs.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
-			del = func(ctx context.Context) error { return cs.RbacV1().ClusterRoles().Delete(ctx, o.Name, none) }
-		case *rbacv1.ClusterRoleBinding:
-			_, err = cs.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
-			del = func(ctx context.Context) error { return cs.RbacV1().ClusterRoleBindings().Delete(ctx, o.Name, none) }
-		case *rbacv1.Role:
-			_, err = cs.RbacV1().Roles(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-		case *rbacv1.RoleBinding:
-			_, err = cs.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-		case *admissionv1.ValidatingAdmissionPolicy:
-			_, err = cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, o, metav1.CreateOptions{})
-			del = func(ctx context.Context) error {
-				return cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, o.Name, none)
-			}
-		case *admissionv1.ValidatingAdmissionPolicyBinding:
-			_, err = cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(ctx, o, metav1.CreateOptions{})
-			del = func(ctx context.Context) error {
-				return cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, o.Name, none)
-			}
-		default:
-			t.Fatalf("applyObjects: unexpected %T", obj)
-		}
-		if err != nil {
-			t.Fatalf("create %T: %v", obj, err)
-		}
-		// Namespaced objects go with their namespace.
-		if del != nil {
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				if err := del(ctx); err != nil && !apierrors.IsNotFound(err) {
-					t.Errorf("cleanup %T: %v", obj, err)
-				}
-			})
-		}
-	}
-}
-
-// tokenConfig authenticates as the ServiceAccount with a real token, so
-// the API server authenticates and authorizes the bot as it would in the
-// cluster (the admin's client certificate is in system:masters, which
-// RBAC never refuses).
-func tokenConfig(t *testing.T, cs kubernetes.Interface, ns, sa string) *rest.Config {
-	t.Helper()
-	ctx := testCtx(t, 10*time.Second)
-	hour := int64(3600)
-	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &hour}}, metav1.CreateOptions{})
+	e := botenv.Install(t)
+	cs, err := kubernetes.NewForConfig(e.Rest)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := rest.AnonymousClientConfig(k8stest.Config(t))
-	rc.BearerToken = tr.Status.Token
-	rc.QPS, rc.Burst = 100, 200
-	return rc
+	return &botEnv{opts: e.Options, admin: e.Admin, rest: e.Rest, cs: cs}
+}
+
+func applyObjects(t *testing.T, cs kubernetes.Interface, objs []runtime.Object) {
+	botenv.ApplyObjects(t, cs, objs)
+}
+
+func tokenConfig(t *testing.T, cs kubernetes.Interface, ns, sa string) *rest.Config {
+	return botenv.TokenConfig(t, cs, ns, sa)
 }
 
 func newBotClient(t *testing.T, e *botEnv, tweak func(*k8s.Config)) *k8s.Client {
@@ -670,27 +581,11 @@ func testBundle(t *testing.T, name, greeting string) *tentacle.Bundle {
 	return b
 }
 
-// eventually retries f until it succeeds or ctx ends.
 func eventually(t *testing.T, ctx context.Context, what string, f func() error) {
-	t.Helper()
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	botenv.Eventually(t, ctx, what, f)
 }
 
-func testCtx(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testCtx(t *testing.T, d time.Duration) context.Context { return botenv.Ctx(t, d) }
 
 // accessRecorder notes what RBAC checked for every request the bot made,
 // to tell which grants the operations never used.
