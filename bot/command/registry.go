@@ -47,6 +47,9 @@ type Config struct {
 	ConfirmTTL time.Duration
 	Now        func() time.Time
 	Logger     *slog.Logger
+	// Observe, when set, is told of every request's verb, outcome
+	// ("ok", "failed", "denied", "confirm") and duration, for metrics.
+	Observe func(verb, outcome string, d time.Duration)
 }
 
 // Registry is the one place every verb is defined and every request goes
@@ -120,6 +123,9 @@ func New(cfg Config) (*Registry, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Observe == nil {
+		cfg.Observe = func(string, string, time.Duration) {}
 	}
 	r := &Registry{
 		cfg:       cfg,
@@ -314,6 +320,16 @@ func (r *Registry) record(ctx context.Context, c *call, start time.Time, decisio
 	if _, err := r.cfg.Store.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
 		r.log.Error("audit entry not written", "verb", e.Verb, "actor", e.Actor, "err", err)
 	}
+	outcome := "ok"
+	switch {
+	case decision == store.DecisionDenied:
+		outcome = "denied"
+	case result == store.ResultPendingConfirmation:
+		outcome = "confirm"
+	case result == store.ResultError:
+		outcome = "failed"
+	}
+	r.cfg.Observe(c.verb.Name, outcome, e.Duration)
 }
 
 // unknown answers a verb the registry does not have.
