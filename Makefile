@@ -19,7 +19,7 @@ TEST_TIMEOUT ?= 30m
 .PHONY: help run test bench lint build deno clean cluster cluster-stop cluster-smoke
 
 help:
-	@echo "make run    build kraken and run the demo tentacle (no Slack or cluster needed)"
+	@echo "make run    build kraken and start kraken dev: this terminal becomes a Slack channel with the bot in it"
 	@echo "make test   install what the tests need and run them all with the race detector,"
 	@echo "            against a real Kubernetes control plane on 127.0.0.1 (built once, ~10 min)"
 	@echo "make cluster        start that control plane and leave it running; prints export KUBECONFIG=..."
@@ -41,10 +41,11 @@ $(DENO):
 build:
 	$(GO) build -o $(BIN) ./cmd/kraken
 
+# Interactive: it reads commands from the terminal until Ctrl-D; with no
+# terminal (stdin at its end) it stops at once. State is kept in
+# .kraken-dev/ between runs.
 run: deno build
-	$(BIN) tentacle validate examples/hello-fanout
-	$(BIN) tentacle visualize examples/hello-fanout
-	$(BIN) tentacle run examples/hello-fanout --input '{"name":"newcomer"}'
+	$(BIN) dev --data .kraken-dev --examples examples
 
 # with-cluster.sh starts the control plane unless it is up, exports
 # KUBECONFIG to the tests, and stops it afterwards (even when they fail)
