@@ -16,11 +16,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/kraken-ops/kraken/bot/command"
 	"github.com/kraken-ops/kraken/enclave"
@@ -31,14 +33,15 @@ type Commands interface {
 	Do(ctx context.Context, req command.Request) command.Reply
 	Click(ctx context.Context, k command.Click) command.Reply
 	ChannelEvent(ctx context.Context, ev command.ChannelEvent) []command.Post
+	Commands() []command.Command
 }
 
 // Config wires a Console.
 type Config struct {
 	In  io.Reader
 	Out io.Writer
-	// Commands is the registry; its Channels must be Channel, so that
-	// the registry and the console see the same channel.
+	// Commands is the registry. Build it with Channel as its Channels,
+	// so that the registry and the console see the same channel.
 	Commands Commands
 	// Channel is the simulated channel the person types in.
 	Channel *Channel
@@ -53,7 +56,8 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Console reads lines and answers them. It is used by one goroutine, Run's.
+// Console reads lines and answers them. It is not safe for concurrent
+// use: a person types one line at a time.
 type Console struct {
 	cfg     Config
 	log     *slog.Logger
@@ -137,6 +141,9 @@ func (c *Console) Run(ctx context.Context) error {
 			return ctx.Err()
 		case line, ok := <-lines:
 			if !ok {
+				if c.prompt {
+					fmt.Fprintln(c.cfg.Out) // leave the terminal on a new line
+				}
 				if err := <-readErr; err != nil {
 					return fmt.Errorf("console: read: %w", err)
 				}
@@ -163,7 +170,7 @@ func (c *Console) Line(ctx context.Context, line string) (out string, quit bool)
 	switch {
 	case line == "" || strings.HasPrefix(line, "#"):
 		return "", false // a blank line, or a comment in a script
-	case line == "/kraken" || strings.HasPrefix(line, "/kraken "):
+	case isSlash(line):
 		c.slash(ctx, &b, strings.TrimSpace(strings.TrimPrefix(line, "/kraken")))
 	case strings.HasPrefix(line, "!"):
 		name, arg, _ := strings.Cut(line[1:], " ")
@@ -177,15 +184,28 @@ func (c *Console) Line(ctx context.Context, line string) (out string, quit bool)
 	return b.String(), quit
 }
 
-// hint answers a line that is neither a command nor an event. Guessing
-// what was meant would make the console behave unlike Slack, where
-// plain text is a message to people, not to the bot.
+// isSlash reports whether line is a /kraken command.
+func isSlash(line string) bool {
+	rest, ok := strings.CutPrefix(line, "/kraken")
+	return ok && (rest == "" || unicode.IsSpace(rune(rest[0])))
+}
+
+// hint answers a line that is neither a command nor an event. It is not
+// run, even when it names a verb: in Slack plain text is a message to
+// people, and the console should not teach otherwise.
 func (c *Console) hint(b *strings.Builder, line string) {
 	if strings.HasPrefix(line, "/") {
 		fmt.Fprintf(b, "%s Only /kraken is a command here. Type `/kraken help` for what the bot does, `!help` for the console.\n", c.style.red("✗"))
 		return
 	}
-	fmt.Fprintf(b, "(a message to the channel; the bot only answers `/kraken …`). Try `/kraken %s`, or `!help`.\n", strings.Fields(line)[0])
+	verb := strings.ToLower(strings.Fields(line)[0])
+	for _, cmd := range c.cfg.Commands.Commands() {
+		if cmd.Name == verb {
+			fmt.Fprintf(b, "(a message to the channel, which the bot does not read.) To ask the bot, type `/kraken %s`.\n", line)
+			return
+		}
+	}
+	b.WriteString("(a message to the channel, which the bot does not read.) `/kraken help` lists what the bot does, `!help` what the console takes.\n")
 }
 
 // slash sends a /kraken command to the registry.
@@ -388,7 +408,7 @@ func (c *Console) bang(ctx context.Context, b *strings.Builder, name, arg string
 		if c.closed(b) {
 			return false
 		}
-		u, err := readUpload(arg)
+		u, err := readUpload(expandHome(arg))
 		if err != nil {
 			fail("Nothing shared: %v", err)
 			return false
@@ -443,6 +463,19 @@ func (c *Console) click(ctx context.Context, b *strings.Builder, value, typed st
 	})
 	c.show(b, rep)
 	return rep
+}
+
+// expandHome reads "~/x" as the shell would, since people type it.
+func expandHome(p string) string {
+	rest, ok := strings.CutPrefix(p, "~/")
+	if !ok {
+		return p
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return p
+	}
+	return filepath.Join(home, rest)
 }
 
 // channelName is a Slack channel name.

@@ -39,6 +39,10 @@ func (f *canned) Click(_ context.Context, k command.Click) command.Reply {
 	return f.reply
 }
 
+func (f *canned) Commands() []command.Command {
+	return []command.Command{{Name: "help"}, {Name: "deploy"}}
+}
+
 func (f *canned) ChannelEvent(_ context.Context, ev command.ChannelEvent) []command.Post {
 	f.events = append(f.events, ev)
 	return f.posts
@@ -226,7 +230,8 @@ func TestConsoleLines(t *testing.T) {
 		line string
 		want string
 	}{
-		{"hello there", "the bot only answers `/kraken …`). Try `/kraken hello`"},
+		{"hello there", "(a message to the channel, which the bot does not read.) `/kraken help` lists"},
+		{"Deploy hello-fanout", "To ask the bot, type `/kraken Deploy hello-fanout`."},
 		{"/deploy x", "✗ Only /kraken is a command here"},
 		{"/krakenx", "✗ Only /kraken is a command here"},
 		{"!bogus", "✗ There is no !bogus"},
