@@ -1,0 +1,104 @@
+package slack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/kraken-ops/kraken/bot/command"
+	"github.com/kraken-ops/kraken/enclave"
+)
+
+// slash is a slash command, as far as the bot reads it.
+type slash struct {
+	Command, Text          string
+	TeamID, UserID         string
+	ChannelID, ChannelName string
+	TriggerID, ResponseURL string
+}
+
+func slashOf(v url.Values) slash {
+	return slash{
+		Command: v.Get("command"), Text: v.Get("text"),
+		TeamID: v.Get("team_id"), UserID: v.Get("user_id"),
+		ChannelID: v.Get("channel_id"), ChannelName: v.Get("channel_name"),
+		TriggerID: v.Get("trigger_id"), ResponseURL: v.Get("response_url"),
+	}
+}
+
+// parseCommandBody reads a slash command's form.
+func parseCommandBody(body []byte) (inbound, error) {
+	v, err := url.ParseQuery(string(body))
+	if err != nil {
+		return inbound{}, fmt.Errorf("slash command: %w", err)
+	}
+	c := slashOf(v)
+	if c.UserID == "" || c.ChannelID == "" {
+		return inbound{}, errors.New("slash command without a user or channel")
+	}
+	// Each invocation has its own trigger id; Slack's retries repeat it.
+	id := "command:" + c.TriggerID
+	if c.TriggerID == "" {
+		id = hashID("command", body)
+	}
+	return inbound{kind: kindCommand, id: id, job: job{Kind: kindCommand, Body: body}}, nil
+}
+
+// handleCommand is the second half of a slash command: the registry's
+// answer goes back through the response_url when only the asker should
+// see it, and into the channel otherwise.
+func (a *App) handleCommand(ctx context.Context, cmds Commands, body []byte) error {
+	v, err := url.ParseQuery(string(body))
+	if err != nil {
+		return fmt.Errorf("slash command: %w", err)
+	}
+	c := slashOf(v)
+	ctx = withLog(ctx, a.logOf(ctx).With("channel", c.ChannelID, "user", c.UserID))
+
+	// Tell the asker something is happening if the work is slow; the
+	// acknowledgement itself said nothing.
+	if a.cfg.WorkingAfter > 0 && c.ResponseURL != "" {
+		t := time.AfterFunc(a.cfg.WorkingAfter, func() {
+			if err := a.respond(ctx, c.ResponseURL, command.Reply{Text: "Working on it…", Private: true}, false); err != nil {
+				a.logOf(ctx).Debug("working notice not sent", "err", err)
+			}
+		})
+		defer t.Stop()
+	}
+
+	name := c.ChannelName
+	if name == "" || name == "privategroup" || name == "directmessage" {
+		// Slack hides a private channel's name from a command when the
+		// bot is not in it; ask, in case it is by now.
+		name = a.channelName(ctx, c.ChannelID)
+	}
+	req := command.Request{
+		Actor:      enclave.Principal{TeamID: c.TeamID, UserID: c.UserID},
+		ActorEmail: a.userEmail(ctx, c.UserID),
+		Via:        command.ViaSlack,
+		Channel:    enclave.Channel{TeamID: c.TeamID, ID: c.ChannelID, Name: name},
+		Text:       strings.TrimSpace(c.Text),
+		Files:      a.recentFiles(ctx, c.TeamID, c.ChannelID),
+	}
+	rep := cmds.Do(ctx, req)
+	verb, _, _ := strings.Cut(req.Text, " ")
+	if verb == "" {
+		verb = "help"
+	}
+	return a.deliver(ctx, target{
+		channel: c.ChannelID, user: c.UserID, responseURL: c.ResponseURL,
+		// Only the verb: the rest of a command line may carry input
+		// nobody else should read.
+		asked: fmt.Sprintf("<@%s> used `%s %s`", c.UserID, commandName(c.Command), verb),
+	}, rep)
+}
+
+func commandName(c string) string {
+	if c == "" {
+		return "/kraken"
+	}
+	return c
+}

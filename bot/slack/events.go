@@ -1,0 +1,261 @@
+package slack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/kraken-ops/kraken/bot/command"
+	"github.com/kraken-ops/kraken/enclave"
+)
+
+// envelope is an Events API request, as far as the bot reads it.
+type envelope struct {
+	Type      string          `json:"type"`
+	Challenge string          `json:"challenge"`
+	TeamID    string          `json:"team_id"`
+	EventID   string          `json:"event_id"`
+	Event     json.RawMessage `json:"event"`
+	// Authorizations name the installation the event is for: its
+	// user_id is the bot's own.
+	Authorizations []struct {
+		UserID string `json:"user_id"`
+		IsBot  bool   `json:"is_bot"`
+	} `json:"authorizations"`
+}
+
+// event is an inner event: the fields of every type the bot handles.
+type event struct {
+	Type    string `json:"type"`
+	Subtype string `json:"subtype"`
+	User    string `json:"user"`
+	BotID   string `json:"bot_id"`
+	// Channel is an id, except in channel_rename and group_rename where
+	// it is {"id", "name"}.
+	Channel  json.RawMessage `json:"channel"`
+	Team     string          `json:"team"`
+	Inviter  string          `json:"inviter"`
+	Text     string          `json:"text"`
+	TS       string          `json:"ts"`
+	ThreadTS string          `json:"thread_ts"`
+	Tab      string          `json:"tab"`
+	// file_shared
+	FileID    string `json:"file_id"`
+	UserID    string `json:"user_id"`
+	ChannelID string `json:"channel_id"`
+	// messages that share files
+	Files []eventFile `json:"files"`
+}
+
+type eventFile struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Size     int    `json:"size"`
+	User     string `json:"user"`
+	Created  int64  `json:"created"`
+	Mode     string `json:"mode"`
+	Filetype string `json:"filetype"`
+}
+
+// channel returns the event's channel id and, for renames, its new name.
+func (e event) channel() (id, name string) {
+	if len(e.Channel) == 0 {
+		return e.ChannelID, ""
+	}
+	if e.Channel[0] == '"' {
+		_ = json.Unmarshal(e.Channel, &id)
+		return id, ""
+	}
+	var c struct{ ID, Name string }
+	_ = json.Unmarshal(e.Channel, &c)
+	return c.ID, c.Name
+}
+
+// channelEvents maps the channel events the bot follows to the
+// registry's kinds; group_* are the same for private channels.
+var channelEvents = map[string]command.ChannelEventKind{
+	"member_left_channel": command.MemberLeft,
+	"channel_archive":     command.Archived,
+	"group_archive":       command.Archived,
+	"channel_unarchive":   command.Unarchived,
+	"group_unarchive":     command.Unarchived,
+	"channel_rename":      command.Renamed,
+	"group_rename":        command.Renamed,
+	"channel_deleted":     command.Deleted,
+	"group_deleted":       command.Deleted,
+}
+
+// wanted says whether the bot acts on an event at all. Everything else
+// (most messages in a busy channel) is acknowledged without being
+// written down.
+func (e event) wanted() bool {
+	switch e.Type {
+	case "app_mention":
+		return e.BotID == ""
+	case "message":
+		return e.BotID == "" && len(e.Files) > 0
+	case "file_shared":
+		return e.FileID != ""
+	case "app_home_opened":
+		return e.Tab == "home"
+	case "member_joined_channel":
+		return true
+	}
+	_, ok := channelEvents[e.Type]
+	return ok
+}
+
+// parseEventBody reads an Events API request.
+func parseEventBody(body []byte) (inbound, error) {
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return inbound{}, fmt.Errorf("events: %w", err)
+	}
+	switch env.Type {
+	case "url_verification":
+		if env.Challenge == "" {
+			return inbound{}, errors.New("url_verification without a challenge")
+		}
+		return inbound{kind: kindEvent, challenge: env.Challenge}, nil
+	case "event_callback":
+	default:
+		return inbound{kind: kindEvent}, nil // app_rate_limited and the like
+	}
+	var ev event
+	if err := json.Unmarshal(env.Event, &ev); err != nil {
+		return inbound{}, fmt.Errorf("event: %w", err)
+	}
+	if !ev.wanted() {
+		return inbound{kind: kindEvent}, nil
+	}
+	if env.EventID == "" {
+		return inbound{}, errors.New("event_callback without an event_id")
+	}
+	return inbound{kind: kindEvent, id: "event:" + env.EventID, job: job{Kind: kindEvent, Body: body}}, nil
+}
+
+// handleEvent is the second half of an event: it goes to the registry.
+func (a *App) handleEvent(ctx context.Context, cmds Commands, body []byte) error {
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	var ev event
+	if err := json.Unmarshal(env.Event, &ev); err != nil {
+		return fmt.Errorf("event: %w", err)
+	}
+	team := env.TeamID
+	if team == "" {
+		team = ev.Team
+	}
+	for _, au := range env.Authorizations {
+		if au.IsBot && au.UserID != "" {
+			a.learnBotUser(au.UserID)
+		}
+	}
+	chID, newName := ev.channel()
+	log := a.logOf(ctx).With("event", ev.Type, "channel", chID)
+	ctx = withLog(ctx, log)
+
+	switch ev.Type {
+	case "app_mention":
+		return a.mention(ctx, cmds, team, chID, ev)
+	case "message":
+		for _, f := range ev.Files {
+			a.rememberFile(ctx, team, chID, sharedFile{ID: f.ID, Name: f.Name, Size: f.Size, SharedBy: f.User, Shared: unix(f.Created)})
+		}
+		return nil
+	case "file_shared":
+		return a.fileShared(ctx, team, ev)
+	case "app_home_opened":
+		return a.publishHome(ctx, cmds, enclave.Principal{TeamID: team, UserID: ev.User})
+	case "member_joined_channel":
+		bot, err := a.botUser(ctx)
+		if err != nil {
+			return fmt.Errorf("who am I: %w", err)
+		}
+		ce := command.ChannelEvent{Kind: command.MemberJoined, User: ev.User, Via: command.ViaSlack}
+		if ev.User == bot {
+			ce.Kind, ce.User = command.BotJoined, ev.Inviter
+		}
+		ce.Channel = enclave.Channel{TeamID: team, ID: chID, Name: a.channelName(ctx, chID)}
+		return a.posts(ctx, cmds.ChannelEvent(ctx, ce))
+	}
+	kind, ok := channelEvents[ev.Type]
+	if !ok {
+		return nil
+	}
+	ce := command.ChannelEvent{Kind: kind, User: ev.User, Via: command.ViaSlack}
+	switch kind {
+	case command.Renamed:
+		a.setChannelName(chID, newName)
+	case command.Deleted:
+		newName = a.cachedChannelName(chID)
+	case command.MemberLeft:
+		// The bot's own departure is not a member leaving the enclave.
+		if bot, err := a.botUser(ctx); err == nil && ev.User == bot {
+			return nil
+		}
+		newName = a.channelName(ctx, chID)
+	default:
+		newName = a.channelName(ctx, chID)
+	}
+	ce.Channel = enclave.Channel{TeamID: team, ID: chID, Name: newName}
+	return a.posts(ctx, cmds.ChannelEvent(ctx, ce))
+}
+
+// mention runs "@kraken <command>" and answers where it was asked: in
+// the thread, when the mention was in one.
+func (a *App) mention(ctx context.Context, cmds Commands, team, chID string, ev event) error {
+	bot, err := a.botUser(ctx)
+	if err != nil {
+		return fmt.Errorf("who am I: %w", err)
+	}
+	ch := enclave.Channel{TeamID: team, ID: chID, Name: a.channelName(ctx, chID)}
+	req := command.Request{
+		Actor:      enclave.Principal{TeamID: team, UserID: ev.User},
+		ActorEmail: a.userEmail(ctx, ev.User),
+		Via:        command.ViaSlack,
+		Channel:    ch,
+		Text:       stripMention(ev.Text, bot),
+		Files:      a.recentFiles(ctx, team, chID),
+	}
+	rep := cmds.Do(ctx, req)
+	return a.deliver(ctx, target{channel: chID, thread: ev.ThreadTS, user: ev.User}, rep)
+}
+
+var mentionRE = regexp.MustCompile(`<@([A-Z0-9]+)(\|[^>]*)?>`)
+
+// stripMention removes mentions of the bot from a message's text.
+func stripMention(text, bot string) string {
+	text = mentionRE.ReplaceAllStringFunc(text, func(m string) string {
+		if sub := mentionRE.FindStringSubmatch(m); sub[1] == bot {
+			return ""
+		}
+		return m
+	})
+	return strings.Join(strings.Fields(text), " ")
+}
+
+// posts sends what the registry wants said after a channel event.
+func (a *App) posts(ctx context.Context, posts []command.Post) error {
+	var errs []error
+	for _, p := range posts {
+		t := target{channel: p.Channel.ID}
+		if p.User != "" {
+			// Posting to a user id puts the message in the bot's direct
+			// conversation with them.
+			t = target{channel: p.User}
+		}
+		if t.channel == "" {
+			continue
+		}
+		if err := a.deliver(ctx, t, p.Reply); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
