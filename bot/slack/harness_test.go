@@ -74,11 +74,20 @@ func newConfig(t testing.TB, srv *slacktest.Server, db *store.DB, cmds slack.Com
 // test ends, and waits until it is ready.
 func startBot(t testing.TB, srv *slacktest.Server, cfg slack.Config) *bot {
 	t.Helper()
+	return wireBot(t, srv, cfg, nil)
+}
+
+// wireBot is startBot with a chance to wire the App before it runs.
+func wireBot(t testing.TB, srv *slacktest.Server, cfg slack.Config, wire func(*slack.App)) *bot {
+	t.Helper()
 	counts := &counter{n: map[string]int{}}
 	cfg.Counted = counts.add
 	app, err := slack.New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wire != nil {
+		wire(app)
 	}
 	hs := httptest.NewServer(app.Handler())
 	ctx, cancel := context.WithCancel(context.Background())
