@@ -80,9 +80,9 @@ type Access struct {
 // update.
 var RequiredAccess = []Access{
 	// get: Provision (before the enclave's RoleBinding exists, and of
-	// namespaces that are not enclaves), Get, every tentacle operation's
-	// enclave lookup, Deprovision's wait; list: List, Check; watch:
-	// Deprovision's wait; create: Provision.
+	// namespaces that are not enclaves), Get, Update, every tentacle
+	// operation's enclave lookup, Deprovision's wait; list: List, Check;
+	// watch: Deprovision's wait; create: Provision.
 	{Resource: "namespaces", Verbs: []string{"get", "list", "watch", "create"}, Scope: ClusterWide,
 		Why: "finding enclaves, creating them, and waiting for a deprovisioned one to be gone"},
 	// Provision applies it (create the first time, patch after);
@@ -105,9 +105,10 @@ var RequiredAccess = []Access{
 
 	// RBAC files a request on namespace x itself under namespace x, so
 	// the enclave's own RoleBinding covers its Namespace object.
-	// patch: Provision's last apply, SetFrozen; delete: Deprovision.
+	// patch: Provision's last apply, SetFrozen, Update; delete:
+	// Deprovision.
 	{Resource: "namespaces", Verbs: []string{"patch", "delete"}, Scope: InEnclave,
-		Why: "marking the enclave provisioned, frozen or active, and deprovisioning it"},
+		Why: "marking the enclave provisioned, frozen or active, recording its owner, members and modes, and deprovisioning it"},
 	// Provision applies these three.
 	{Resource: "resourcequotas", Verbs: []string{"create", "patch"}, Scope: InEnclave,
 		Why: "the enclave's quota"},
@@ -119,7 +120,7 @@ var RequiredAccess = []Access{
 	// create, patch: Provision's and Deploy's applies; delete: Undeploy.
 	{Group: "networking.k8s.io", Resource: "networkpolicies", Verbs: []string{"get", "create", "patch", "delete"}, Scope: InEnclave,
 		Why: "the enclave's default-deny, DNS and bot policies, and tentacle egress policies from their contracts"},
-	// get: Rollback reads a revision's files, Deploy a clashing
+	// get: Rollback and Files read a revision's files, Deploy a clashing
 	// revision's labels; list: a tentacle's revisions (Deploy, Revisions,
 	// Rollback, Undeploy), as metadata; create: Deploy, one immutable
 	// ConfigMap per revision; delete: pruning old revisions, a failed
@@ -134,7 +135,7 @@ var RequiredAccess = []Access{
 	// Deploy's apply; delete: Undeploy.
 	{Resource: "services", Verbs: []string{"get", "create", "patch", "delete"}, Scope: InEnclave,
 		Why: "tentacle Services the bot posts runs to"},
-	// get: Status, a tentacle's state, Rollback, Logs; list: List and
+	// get: Status, a tentacle's state, Rollback, Files, Logs; list: List and
 	// WaitReady; watch: WaitReady; create, patch: Deploy's apply, and
 	// patch for Restart; delete: Undeploy.
 	{Group: "apps", Resource: "deployments", Verbs: []string{"get", "list", "watch", "create", "patch", "delete"}, Scope: InEnclave,

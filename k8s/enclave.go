@@ -1,9 +1,11 @@
 package k8s
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -85,12 +87,21 @@ const stateFieldManager = FieldManager + "-state"
 // what other operations own:
 //   - the owner recorded on the namespace, whatever e.Owner says (giving
 //     the enclave to someone else is a transfer, not a reconcile);
-//   - the frozen state, whatever e.Frozen says: only SetFrozen changes
-//     it, so a reconcile can't thaw an archived channel's enclave;
+//   - the frozen state, whatever e.Frozen says: only SetFrozen and
+//     Update change it, so a reconcile can't thaw an archived channel's
+//     enclave;
+//   - the Governance (members, modes, channel facts), whatever
+//     e.Governance says, exactly as recorded: Update changes it, and a
+//     damaged or missing mode stays so until the owner sets one;
 //   - the provenance of the provision that made it.
 //
+// Its last write fails rather than put back a record that changed since
+// its read, and is then made again from the changed record, so a
+// reconcile never reverts an Update or SetFrozen that ran alongside it.
+//
 // A new enclave, or one whose first provision stopped part way (not yet
-// ready), takes its owner and frozen state from e: it may start frozen.
+// ready), takes its owner, frozen state and Governance from e: it may
+// start frozen. e's Mode (and tentacle modes) must then be valid.
 //
 // The order follows the bot's rights. Cluster-wide it may only create
 // namespaces and apply RoleBindings (both confined to enclaves by the
@@ -117,6 +128,9 @@ func (c *Client) Provision(ctx context.Context, e enclave.Enclave, p enclave.Pro
 		at = time.Now()
 	}
 	meta := provisionMeta{by: p.Actor, at: at.UTC().Format(time.RFC3339)}
+	// The record of a new or half-made enclave; whether it is needed is
+	// known once the namespace is read.
+	fromE, recErr := recordAnnotations(e)
 
 	ns, err := c.cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
 	created := false
@@ -125,7 +139,10 @@ func (c *Client) Provision(ctx context.Context, e enclave.Enclave, p enclave.Pro
 		// may only do inside its enclaves, and this one has no RoleBinding
 		// yet. Create also fails rather than adopts when someone else made
 		// the name in the meantime.
-		ns, err = c.cs.CoreV1().Namespaces().Create(ctx, namespaceObject(e, q, meta), metav1.CreateOptions{FieldManager: FieldManager})
+		if recErr != nil {
+			return fmt.Errorf("%s: %w", op, recErr)
+		}
+		ns, err = c.cs.CoreV1().Namespaces().Create(ctx, namespaceObject(e, q, meta, fromE), metav1.CreateOptions{FieldManager: FieldManager})
 		created = err == nil
 		if apierrors.IsAlreadyExists(err) {
 			ns, err = c.cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
@@ -158,16 +175,11 @@ func (c *Client) Provision(ctx context.Context, e enclave.Enclave, p enclave.Pro
 	if v, ok := ns.Annotations[AnnotationAt]; ok {
 		meta.at = v
 	}
-	// A ready enclave keeps its owner and frozen state (see above).
-	if !created && readyState(ns.Annotations[AnnotationState]) {
-		if v := ns.Annotations[AnnotationOwner]; v != "" {
-			e.Owner = v
-		}
-		e.Frozen = ns.Annotations[AnnotationFrozen] == "true"
-	}
-	final := StateActive
-	if e.Frozen {
-		final = StateFrozen
+	// A new or half-made enclave takes its record from e, which must
+	// then be one that can be recorded; a ready one keeps its own, so e's
+	// governance does not matter there.
+	if !readyState(ns.Annotations[AnnotationState]) && recErr != nil {
+		return fmt.Errorf("%s: %w", op, recErr)
 	}
 
 	// The RoleBinding is applied with the bot's cluster-wide right; the
@@ -196,22 +208,17 @@ func (c *Client) Provision(ctx context.Context, e enclave.Enclave, p enclave.Pro
 			_, err := c.cs.CoreV1().ServiceAccounts(name).Apply(ctx, tentacleServiceAccountConfig(name), applyOptions())
 			return err
 		}},
-		provisionStep{"Namespace " + final, func(ctx context.Context) error {
-			// The UID makes the apply fail, rather than create a namespace
-			// or overwrite another channel's, when the one checked above
-			// was deleted (and maybe made again) since.
-			_, err := c.cs.CoreV1().Namespaces().Apply(ctx, namespaceConfig(e, q, meta, final).WithUID(ns.UID), applyOptions())
-			return err
-		}},
 	)
 	for _, s := range steps {
 		if err := c.whenAuthorized(ctx, s.apply); err != nil {
 			c.log.Warn("enclave provision failed part way", "enclave", name, "step", s.what, "err", err)
-			if s.what == "Namespace "+final && (apierrors.IsNotFound(err) || apierrors.IsConflict(err) || uidChanged(err)) {
-				return fmt.Errorf("%s: the namespace was deleted or replaced while provisioning; provision again: %w", op, err)
-			}
 			return apiError(op+": apply "+s.what, err)
 		}
+	}
+	final, err := c.finishNamespace(ctx, op, e, q, meta, ns, fromE)
+	if err != nil {
+		c.log.Warn("enclave provision failed part way", "enclave", name, "step", "Namespace", "err", err)
+		return err
 	}
 	c.log.Info("enclave provisioned", "enclave", name, "state", final, "actor", p.Actor, "channel", p.Channel, "new", created)
 	return nil
@@ -268,35 +275,126 @@ func namespaceLabels(name string) map[string]string {
 	return labels
 }
 
-func namespaceAnnotations(e enclave.Enclave, q quotaSpec, m provisionMeta, state string) map[string]string {
-	return map[string]string{
-		AnnotationOwner:   e.Owner,
+// finishNamespace applies the namespace with its final state, active or
+// frozen, and every label and annotation Provision writes; it returns
+// the state. ns is the namespace as read before the other objects were
+// applied.
+//
+// A ready enclave keeps its record (keptRecord); a new or half-made one
+// gets fromE. The apply carries the namespace's UID, so it fails rather
+// than create a namespace, or overwrite another channel's, when the one
+// read was deleted (and maybe made again) since; and its
+// resourceVersion, so it fails rather than put back a record that
+// Update or SetFrozen changed since the read. On such a conflict it
+// reads the namespace again and re-applies from that, up to updateTries
+// times: a reconcile never reverts a change it did not see.
+func (c *Client) finishNamespace(ctx context.Context, op string, e enclave.Enclave, q quotaSpec, meta provisionMeta, ns *corev1.Namespace, fromE map[string]string) (string, error) {
+	replaced := func(err error) error {
+		return fmt.Errorf("%s: the namespace was deleted or replaced while provisioning; provision again: %w", op, err)
+	}
+	for try := 1; ; try++ {
+		rec := fromE
+		if readyState(ns.Annotations[AnnotationState]) {
+			rec = keptRecord(ns, e)
+		}
+		final := StateActive
+		if rec[AnnotationFrozen] == "true" {
+			final = StateFrozen
+		}
+		cfg := namespaceConfig(e, q, meta, final, rec).WithUID(ns.UID).WithResourceVersion(ns.ResourceVersion)
+		err := c.whenAuthorized(ctx, func(ctx context.Context) error {
+			_, err := c.cs.CoreV1().Namespaces().Apply(ctx, cfg, applyOptions())
+			return err
+		})
+		switch {
+		case err == nil:
+			return final, nil
+		case apierrors.IsNotFound(err) || uidChanged(err):
+			return "", replaced(err)
+		case !apierrors.IsConflict(err):
+			return "", apiError(op+": apply Namespace "+final, err)
+		case try == updateTries:
+			return "", fmt.Errorf("%s: gave up after %d tries, the namespace kept changing; provision again: %w", op, try, err)
+		}
+		cur, gerr := c.cs.CoreV1().Namespaces().Get(ctx, e.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(gerr) || gerr == nil && cur.UID != ns.UID:
+			return "", replaced(err)
+		case gerr != nil:
+			return "", apiError(op+": namespace", gerr)
+		case cur.DeletionTimestamp != nil:
+			return "", fmt.Errorf("%s: %w", op, ErrTerminating)
+		case !ours(cur) || cur.Annotations[AnnotationChannel] != e.Channel.ID || cur.Annotations[AnnotationTeam] != e.Channel.TeamID:
+			return "", fmt.Errorf("%s: %w: the namespace %s was changed to belong to something else while provisioning", op, enclave.ErrNameTaken, e.Name)
+		}
+		c.log.Debug("enclave namespace changed while provisioning, applying it again", "enclave", e.Name, "try", try)
+		ns = cur
+	}
+}
+
+// recordAnnotations are the annotations that say who owns an enclave and
+// how it is governed, from e: what a new or half-made enclave records.
+func recordAnnotations(e enclave.Enclave) (map[string]string, error) {
+	rec, err := governanceAnnotations(e.Governance)
+	if err != nil {
+		return nil, err
+	}
+	rec[AnnotationOwner] = e.Owner
+	rec[AnnotationFrozen] = strconv.FormatBool(e.Frozen)
+	return rec, nil
+}
+
+// keptRecord is a ready enclave's record as its namespace holds it, for
+// a reconcile to apply back unchanged: the owner (e's only when none is
+// recorded), the frozen state, and the governance annotations exactly as
+// they are, a damaged or missing one included: a reconcile is no way to
+// reset who may do what.
+func keptRecord(ns *corev1.Namespace, e enclave.Enclave) map[string]string {
+	a := ns.Annotations
+	rec := map[string]string{
+		AnnotationOwner:  cmp.Or(a[AnnotationOwner], e.Owner),
+		AnnotationFrozen: strconv.FormatBool(a[AnnotationFrozen] == "true"),
+	}
+	for _, k := range governanceKeys {
+		if v, ok := a[k]; ok {
+			rec[k] = v
+		}
+	}
+	return rec
+}
+
+// namespaceAnnotations are the annotations Provision writes: the
+// channel, provenance, quota and state, and rec (recordAnnotations or
+// keptRecord).
+func namespaceAnnotations(e enclave.Enclave, q quotaSpec, m provisionMeta, state string, rec map[string]string) map[string]string {
+	a := map[string]string{
 		AnnotationChannel: e.Channel.ID,
 		AnnotationName:    e.Channel.Name,
 		AnnotationTeam:    e.Channel.TeamID,
 		AnnotationActor:   m.by,
 		AnnotationAt:      m.at,
-		AnnotationFrozen:  strconv.FormatBool(e.Frozen),
 		AnnotationQuota:   encodeQuota(q.q),
 		AnnotationState:   state,
 	}
+	maps.Copy(a, rec)
+	return a
 }
 
 // namespaceObject is the namespace as first created, in state
 // provisioning, with every label and annotation the applies that follow
 // set: an enclave half made reads back complete but not ready.
-func namespaceObject(e enclave.Enclave, q quotaSpec, m provisionMeta) *corev1.Namespace {
+func namespaceObject(e enclave.Enclave, q quotaSpec, m provisionMeta, rec map[string]string) *corev1.Namespace {
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		Name:        e.Name,
 		Labels:      namespaceLabels(e.Name),
-		Annotations: namespaceAnnotations(e, q, m, StateProvisioning),
+		Annotations: namespaceAnnotations(e, q, m, StateProvisioning, rec),
 	}}
 }
 
-func namespaceConfig(e enclave.Enclave, q quotaSpec, m provisionMeta, state string) *corev1ac.NamespaceApplyConfiguration {
+func namespaceConfig(e enclave.Enclave, q quotaSpec, m provisionMeta, state string, rec map[string]string) *corev1ac.NamespaceApplyConfiguration {
 	return corev1ac.Namespace(e.Name).
 		WithLabels(namespaceLabels(e.Name)).
-		WithAnnotations(namespaceAnnotations(e, q, m, state))
+		WithAnnotations(namespaceAnnotations(e, q, m, state, rec))
 }
 
 func quotaConfig(ns string, q quotaSpec) *corev1ac.ResourceQuotaApplyConfiguration {
@@ -367,7 +465,7 @@ func (c *Client) Get(ctx context.Context, name string) (enclave.Enclave, error) 
 	if err != nil {
 		return enclave.Enclave{}, err
 	}
-	return enclaveFrom(ns), nil
+	return c.enclaveFrom(ns), nil
 }
 
 // enclaveNamespace reads the namespace of an enclave the bot manages;
@@ -400,7 +498,7 @@ func (c *Client) List(ctx context.Context) ([]enclave.Enclave, error) {
 		}
 		for i := range list.Items {
 			if ours(&list.Items[i]) {
-				out = append(out, enclaveFrom(&list.Items[i]))
+				out = append(out, c.enclaveFrom(&list.Items[i]))
 			}
 		}
 		if list.Continue == "" {
@@ -412,7 +510,9 @@ func (c *Client) List(ctx context.Context) ([]enclave.Enclave, error) {
 	return out, nil
 }
 
-func enclaveFrom(ns *corev1.Namespace) enclave.Enclave {
+// enclaveFrom reads an enclave from its namespace. A damaged governance
+// record reads so that it allows less, never more (readGovernance).
+func (c *Client) enclaveFrom(ns *corev1.Namespace) enclave.Enclave {
 	a := ns.Annotations
 	e := enclave.Enclave{
 		Name:        ns.Name,
@@ -421,6 +521,7 @@ func enclaveFrom(ns *corev1.Namespace) enclave.Enclave {
 		Frozen:      a[AnnotationFrozen] == "true",
 		Terminating: ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating,
 		CreatedAt:   ns.CreationTimestamp.Time,
+		Governance:  readGovernance(ns, c.log),
 	}
 	e.Ready = !e.Terminating && readyState(a[AnnotationState])
 	if q, err := decodeQuota(a[AnnotationQuota]); err == nil {

@@ -326,7 +326,9 @@ func TestProvisionDoesNotOverwriteANamespaceMadeSince(t *testing.T) {
 		}
 		q, err := resolveQuota(theirs.Quota, enclave.Quota{})
 		noErr(t, err)
-		_, err = cs.CoreV1().Namespaces().Create(ctx, namespaceObject(theirs, q, provisionMeta{by: "U0002", at: "2026-01-02T04:04:05Z"}), metav1.CreateOptions{})
+		record, err := recordAnnotations(theirs)
+		noErr(t, err)
+		_, err = cs.CoreV1().Namespaces().Create(ctx, namespaceObject(theirs, q, provisionMeta{by: "U0002", at: "2026-01-02T04:04:05Z"}, record), metav1.CreateOptions{})
 		noErr(t, err)
 	}
 	err := newEnclaveClient(t, rc, nil).Provision(ctx, testEnclave(name), testProvenance)

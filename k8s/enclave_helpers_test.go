@@ -105,13 +105,24 @@ func enclaveName(t testing.TB, prefix string) string {
 	return name
 }
 
-// testEnclave is an enclave with every field the cluster records set.
+// testEnclave is an enclave with every field the cluster records set
+// (the false flags aside).
 func testEnclave(name string) enclave.Enclave {
 	return enclave.Enclave{
-		Name:    name,
-		Channel: enclave.Channel{TeamID: "T0001", ID: "C0001", Name: "data-team"},
-		Owner:   "U0001",
-		Quota:   enclave.Quota{CPU: "2", Memory: "4Gi", Pods: 5},
+		Name:       name,
+		Channel:    enclave.Channel{TeamID: "T0001", ID: "C0001", Name: "data-team"},
+		Owner:      "U0001",
+		Quota:      enclave.Quota{CPU: "2", Memory: "4Gi", Pods: 5},
+		Governance: testGovernance(),
+	}
+}
+
+// testGovernance is testEnclave's governance, a new copy each call.
+func testGovernance() enclave.Governance {
+	return enclave.Governance{
+		Members:       []string{"U0002", "U0003"},
+		Mode:          enclave.ModeTeam,
+		TentacleModes: map[string]enclave.Mode{"greeter": enclave.ModeTeamRun},
 	}
 }
 

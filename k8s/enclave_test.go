@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -54,6 +55,15 @@ func TestProvisionCreatesEveryObject(t *testing.T) {
 		AnnotationFrozen:  "false",
 		AnnotationState:   StateActive,
 		AnnotationQuota:   `{"cpu":"2","memory":"4Gi","pods":5,"storage":"20Gi","defaultCPU":"100m","defaultMemory":"256Mi","maxCPU":"2","maxMemory":"4Gi"}`,
+
+		AnnotationMembers:         `["U0002","U0003"]`,
+		AnnotationMode:            "rwxrwx---",
+		AnnotationTentacleModes:   `{"greeter":"rwxr-x---"}`,
+		AnnotationRequireIdentity: "false",
+		AnnotationArchived:        "false",
+		AnnotationFrozenByOwner:   "false",
+		AnnotationChannelDeleted:  "false",
+		AnnotationNeedsOwner:      "false",
 	}
 	if !maps.Equal(ns.Annotations, wantAnn) {
 		t.Errorf("namespace annotations = %v, want %v", ns.Annotations, wantAnn)
@@ -178,10 +188,11 @@ func TestProvisionCreatesEveryObject(t *testing.T) {
 		Owner:   "U0001",
 		Quota: enclave.Quota{CPU: "2", Memory: "4Gi", Pods: 5, Storage: "20Gi",
 			DefaultCPU: "100m", DefaultMemory: "256Mi", MaxCPU: "2", MaxMemory: "4Gi"},
-		Ready:     true,
-		CreatedAt: ns.CreationTimestamp.Time,
+		Ready:      true,
+		CreatedAt:  ns.CreationTimestamp.Time,
+		Governance: testGovernance(),
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Get = %+v\nwant  %+v", got, want)
 	}
 }
@@ -458,7 +469,7 @@ func TestGetAndList(t *testing.T) {
 		got := all[i]
 		one, err := c.Get(ctx, want.Name)
 		noErr(t, err)
-		if got != one {
+		if !reflect.DeepEqual(got, one) {
 			t.Errorf("List and Get disagree on %s:\n%+v\n%+v", want.Name, got, one)
 		}
 		if got.Owner != want.Owner || got.Channel != want.Channel || got.Frozen != want.Frozen || !got.Ready || got.Terminating || got.CreatedAt.IsZero() || got.Quota.CPU != want.Quota.CPU {

@@ -239,6 +239,14 @@ func TestBotOperationsUnderChartRBAC(t *testing.T) {
 	}
 	step("SetFrozen(true)", c.SetFrozen(ctx, name, true, p))
 	step("SetFrozen(false)", c.SetFrozen(ctx, name, false, p))
+	updated, err := c.Update(ctx, name, func(e *enclave.Enclave) error {
+		e.Members, e.Mode = append(e.Members, "U0002"), enclave.ModeTeamRun
+		return nil
+	}, p)
+	step("Update", err)
+	if !slices.Contains(updated.Members, "U0002") || updated.Mode != enclave.ModeTeamRun {
+		t.Errorf("Update as the bot recorded %+v", updated)
+	}
 
 	// The tentacle side.
 	tname := "greeter"
@@ -272,6 +280,8 @@ func TestBotOperationsUnderChartRBAC(t *testing.T) {
 	step("Deploy a second revision", err)
 	revs, err := tc.Revisions(ctx, name, tname)
 	step("Revisions", err)
+	_, err = tc.Files(ctx, name, tname, rev1.Number)
+	step("Files", err)
 	if len(revs) < 2 {
 		t.Errorf("Revisions: %d, want 2 (%d and %d)", len(revs), rev1.Number, rev2.Number)
 	}

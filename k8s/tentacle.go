@@ -622,6 +622,62 @@ func (t *Tentacles) Rollback(ctx context.Context, enc, name string, rev int, p e
 	return t.deploy(ctx, enc, b, p, rev, op)
 }
 
+// Files returns the files revision rev of the tentacle deployed, or
+// those of the revision its Deployment runs when rev is 0: what a
+// redeploy is compared with. Revisions hold no secrets, so neither does
+// the result.
+//
+// tentacle.ErrNotDeployed when the tentacle has no Deployment (and, for
+// rev > 0, no such revision either); tentacle.ErrNoRevision when rev is
+// negative or not kept. Requests: one GET of the revision's ConfigMap,
+// after one metadata GET of the Deployment when rev is 0 or the revision
+// is missing.
+func (t *Tentacles) Files(ctx context.Context, enc, name string, rev int) (map[string][]byte, error) {
+	op := fmt.Sprintf("files of tentacle %s in enclave %s", name, enc)
+	if rev < 0 {
+		return nil, fmt.Errorf("%s: %w: revision %d (revisions count from 1; 0 is the deployed one)", op, tentacle.ErrNoRevision, rev)
+	}
+	// deployed reads which revision the Deployment runs; not deployed
+	// when there is no Deployment of the tentacle.
+	deployed := func() (int, error) {
+		dep, err := t.meta.Resource(gvrDeployments).Namespace(enc).Get(ctx, name, metav1.GetOptions{})
+		if err := tentaclesObject(dep, err, name, op); err != nil {
+			return 0, err
+		}
+		n, err := strconv.Atoi(dep.Annotations[AnnotationRevision])
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("%s: %w: its Deployment does not say which revision it runs (%s=%q)",
+				op, tentacle.ErrNoRevision, AnnotationRevision, dep.Annotations[AnnotationRevision])
+		}
+		return n, nil
+	}
+	if rev == 0 {
+		n, err := deployed()
+		if err != nil {
+			return nil, err
+		}
+		rev = n
+	}
+	op = fmt.Sprintf("files of revision %d of tentacle %s in enclave %s", rev, name, enc)
+	cm, err := t.cs.CoreV1().ConfigMaps(enc).Get(ctx, revisionName(name, rev), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || err == nil && (!isTentacles(cm.Labels, name) || cm.Labels[LabelRevision] != strconv.Itoa(rev)) {
+		// No such revision. When the tentacle is not deployed at all,
+		// that is the answer the caller can act on, so ask.
+		if _, derr := deployed(); derr != nil && !errors.Is(derr, tentacle.ErrNoRevision) {
+			return nil, derr // not deployed, or the question went unanswered
+		}
+		return nil, fmt.Errorf("%s: %w: revision %d is not kept (the last %d are)", op, tentacle.ErrNoRevision, rev, MaxRevisions)
+	}
+	if err != nil {
+		return nil, apiError(op, err)
+	}
+	files, err := revisionFiles(cm)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return files, nil
+}
+
 // revisionFiles reads a revision's files back by its index.
 func revisionFiles(cm *corev1.ConfigMap) (map[string][]byte, error) {
 	var index map[string]string
