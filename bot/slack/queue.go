@@ -11,10 +11,12 @@ import (
 )
 
 // How often Run looks for requests that were claimed but could not be
-// queued, and forgets requests done long ago.
+// queued (soon after the queue was full, and now and then anyway), and
+// forgets requests done long ago.
 const (
-	sweepEvery = time.Minute
-	pruneEvery = time.Hour
+	overflowRetry = time.Second
+	sweepEvery    = time.Minute
+	pruneEvery    = time.Hour
 )
 
 // Kinds of request, as stored and as Config.Observe names them.
@@ -108,11 +110,15 @@ func (a *App) admit(ctx context.Context, id string, j job) (admission, error) {
 	select {
 	case a.queue <- work{id: id, job: j}:
 	default:
-		// Claimed and acknowledged, but the workers are behind: the sweep
-		// queues it when there is room.
+		// Claimed and acknowledged, but the workers are behind: it waits
+		// in the store, and Run queues it when there is room.
 		a.forget(id)
 		a.count("queue_full")
-		a.logOf(ctx).Warn("request queue full; the request waits for the next sweep", "id", id)
+		a.logOf(ctx).Warn("request queue full; the request waits in the store", "id", id)
+		select {
+		case a.overflow <- struct{}{}:
+		default:
+		}
 	}
 	return admitted, nil
 }
@@ -125,13 +131,12 @@ func (a *App) forget(id string) {
 
 // requeuePending queues the requests claimed but not done that nothing is
 // handling, oldest first. At start (wait) it waits for room in the queue;
-// later it takes only what fits and leaves the rest for the next sweep.
-func (a *App) requeuePending(ctx context.Context, wait bool) (int, error) {
+// later it takes only what fits, and says whether some were left out.
+func (a *App) requeuePending(ctx context.Context, wait bool) (n int, full bool, err error) {
 	pending, err := a.cfg.Store.PendingEvents(ctx)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	n := 0
 	for _, p := range pending {
 		var j job
 		if err := json.Unmarshal(p.Payload, &j); err != nil {
@@ -156,20 +161,20 @@ func (a *App) requeuePending(ctx context.Context, wait bool) (int, error) {
 			case a.queue <- w:
 			case <-ctx.Done():
 				a.forget(p.ID)
-				return n, nil
+				return n, false, nil
 			}
 		} else {
 			select {
 			case a.queue <- w:
 			default:
 				a.forget(p.ID)
-				return n, nil
+				return n, true, nil
 			}
 		}
 		n++
 		a.count("replayed")
 	}
-	return n, nil
+	return n, false, nil
 }
 
 // worker handles queued requests until ctx ends.

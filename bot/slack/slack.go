@@ -81,15 +81,16 @@ type Config struct {
 
 // App is the Slack transport. Its methods are safe for concurrent use.
 type App struct {
-	cfg     Config
-	log     *slog.Logger
-	api     *slackapi.Client
-	apiURL  string
-	mux     *http.ServeMux
-	files   *store.Bucket[sharedFile]
-	queue   chan work
-	ready   chan struct{} // closed once Run has replayed what was pending
-	stopped chan struct{} // closed when Run returns
+	cfg      Config
+	log      *slog.Logger
+	api      *slackapi.Client
+	apiURL   string
+	mux      *http.ServeMux
+	files    *store.Bucket[sharedFile]
+	queue    chan work
+	ready    chan struct{} // closed once Run has replayed what was pending
+	stopped  chan struct{} // closed when Run returns
+	overflow chan struct{} // told when a request could not be queued
 
 	mu       sync.Mutex
 	commands Commands
@@ -143,6 +144,7 @@ func New(cfg Config) (*App, error) {
 		queue:    make(chan work, cfg.Workers*queuePerWorker),
 		ready:    make(chan struct{}),
 		stopped:  make(chan struct{}),
+		overflow: make(chan struct{}, 1),
 		commands: cfg.Commands,
 		inflight: map[string]bool{},
 		users:    map[string]cached{},
@@ -202,7 +204,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	defer wg.Wait()
 
-	n, err := a.requeuePending(ctx, true)
+	n, _, err := a.requeuePending(ctx, true)
 	if err != nil {
 		return fmt.Errorf("slack: replay: %w", err)
 	}
@@ -216,15 +218,30 @@ func (a *App) Run(ctx context.Context) error {
 	defer sweep.Stop()
 	prune := time.NewTicker(pruneEvery)
 	defer prune.Stop()
+	// retry fires soon after the queue was full, and again until every
+	// request that waits in the store is queued.
+	retry := time.NewTimer(overflowRetry)
+	retry.Stop()
+	defer retry.Stop()
+	requeue := func() {
+		_, full, err := a.requeuePending(ctx, false)
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("pending requests not read", "err", err)
+		}
+		if full || err != nil {
+			retry.Reset(overflowRetry)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-a.overflow:
+			retry.Reset(overflowRetry)
+		case <-retry.C:
+			requeue()
 		case <-sweep.C:
-			// Requests claimed while the queue was full wait here.
-			if _, err := a.requeuePending(ctx, false); err != nil && ctx.Err() == nil {
-				a.log.Warn("pending requests not read", "err", err)
-			}
+			requeue()
 		case <-prune.C:
 			a.prune(ctx)
 		}

@@ -808,3 +808,59 @@ func TestSocketMode(t *testing.T) {
 		t.Errorf("messages = %+v", msgs)
 	}
 }
+
+// When the workers fall behind, requests wait in the store and are
+// handled, once each, as soon as there is room.
+func TestQueueOverflow(t *testing.T) {
+	w := newWorkspace(t)
+	db, _ := tempStore(t)
+	release := make(chan struct{})
+	cmds := &fakeCommands{do: func(ctx context.Context, req command.Request) command.Reply {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return command.Reply{Text: "ok", Private: true}
+	}}
+	cfg := newConfig(t, w.srv, db, cmds)
+	cfg.Workers = 1 // a queue of 64
+	b := startBot(t, w.srv, cfg)
+	const n = 80
+	for i := range n {
+		b.command(slacktest.SlashCommand{Text: "run " + strconv.Itoa(i), UserID: w.alice.ID, ChannelID: w.ops.ID})
+	}
+	if b.counts.get("queue_full") == 0 {
+		t.Fatal("the queue never filled")
+	}
+	close(release)
+	eventually(t, "every request handled", func() bool { return b.pending() == 0 })
+	seen := map[string]int{}
+	for _, r := range cmds.Requests() {
+		seen[r.Text]++
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct requests handled, want %d", len(seen), n)
+	}
+	for text, k := range seen {
+		if k != 1 {
+			t.Errorf("%q handled %d times", text, k)
+		}
+	}
+}
+
+// A request whose handling panics is dropped, not replayed forever.
+func TestPanicIsContained(t *testing.T) {
+	w := newWorkspace(t)
+	db, _ := tempStore(t)
+	cmds := &fakeCommands{do: func(_ context.Context, req command.Request) command.Reply {
+		if req.Text == "boom" {
+			panic("boom")
+		}
+		return command.Reply{Text: "fine"}
+	}}
+	b := startBot(t, w.srv, newConfig(t, w.srv, db, cmds))
+	b.command(slacktest.SlashCommand{Text: "boom", UserID: w.alice.ID, ChannelID: w.ops.ID})
+	b.command(slacktest.SlashCommand{Text: "after", UserID: w.alice.ID, ChannelID: w.ops.ID})
+	w.srv.WaitFor(t, "chat.postMessage", nil, wait)
+	eventually(t, "both done", func() bool { return b.pending() == 0 && b.counts.get("failed") == 1 })
+}
