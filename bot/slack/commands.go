@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kraken-ops/kraken/bot/command"
@@ -59,9 +60,17 @@ func (a *App) handleCommand(ctx context.Context, cmds Commands, body []byte) err
 	ctx = withLog(ctx, a.logOf(ctx).With("channel", c.ChannelID, "user", c.UserID))
 
 	// Tell the asker something is happening if the work is slow; the
-	// acknowledgement itself said nothing.
+	// acknowledgement itself said nothing. The lock keeps the notice from
+	// arriving after the answer.
+	var notice sync.Mutex
+	answered := false
 	if a.cfg.WorkingAfter > 0 && c.ResponseURL != "" {
 		t := time.AfterFunc(a.cfg.WorkingAfter, func() {
+			notice.Lock()
+			defer notice.Unlock()
+			if answered {
+				return
+			}
 			if err := a.respond(ctx, c.ResponseURL, command.Reply{Text: "Working on it…", Private: true}, false); err != nil {
 				a.logOf(ctx).Debug("working notice not sent", "err", err)
 			}
@@ -84,6 +93,9 @@ func (a *App) handleCommand(ctx context.Context, cmds Commands, body []byte) err
 		Files:      a.recentFiles(ctx, c.TeamID, c.ChannelID),
 	}
 	rep := cmds.Do(ctx, req)
+	notice.Lock()
+	answered = true
+	notice.Unlock()
 	verb, _, _ := strings.Cut(req.Text, " ")
 	if verb == "" {
 		verb = "help"

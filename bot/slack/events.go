@@ -27,6 +27,17 @@ type envelope struct {
 	} `json:"authorizations"`
 }
 
+// botUser is the bot's user id as the envelope names it, "" if it does
+// not.
+func (env envelope) botUser() string {
+	for _, au := range env.Authorizations {
+		if au.IsBot && au.UserID != "" {
+			return au.UserID
+		}
+	}
+	return ""
+}
+
 // event is an inner event: the fields of every type the bot handles.
 type event struct {
 	Type    string `json:"type"`
@@ -89,16 +100,16 @@ var channelEvents = map[string]command.ChannelEventKind{
 }
 
 // wanted says whether the bot acts on an event at all. Everything else
-// (most messages in a busy channel) is acknowledged without being
-// written down.
-func (e event) wanted() bool {
+// (most messages in a busy channel, its own pictures) is acknowledged
+// without being written down. bot is the bot's user id, when known.
+func (e event) wanted(bot string) bool {
 	switch e.Type {
 	case "app_mention":
 		return e.BotID == ""
 	case "message":
 		return e.BotID == "" && len(e.Files) > 0
 	case "file_shared":
-		return e.FileID != ""
+		return e.FileID != "" && (bot == "" || e.UserID != bot)
 	case "app_home_opened":
 		return e.Tab == "home"
 	case "member_joined_channel":
@@ -128,7 +139,7 @@ func parseEventBody(body []byte) (inbound, error) {
 	if err := json.Unmarshal(env.Event, &ev); err != nil {
 		return inbound{}, fmt.Errorf("event: %w", err)
 	}
-	if !ev.wanted() {
+	if !ev.wanted(env.botUser()) {
 		return inbound{kind: kindEvent}, nil
 	}
 	if env.EventID == "" {
@@ -151,10 +162,8 @@ func (a *App) handleEvent(ctx context.Context, cmds Commands, body []byte) error
 	if team == "" {
 		team = ev.Team
 	}
-	for _, au := range env.Authorizations {
-		if au.IsBot && au.UserID != "" {
-			a.learnBotUser(au.UserID)
-		}
+	if bot := env.botUser(); bot != "" {
+		a.learnBotUser(bot)
 	}
 	chID, newName := ev.channel()
 	log := a.logOf(ctx).With("event", ev.Type, "channel", chID)

@@ -90,22 +90,26 @@ func (a *App) socketRequest(ctx context.Context, sm *socketmode.Client, req sock
 	rid := newRequestID()
 	var in inbound
 	var err error
+	var kind string
 	switch req.Type {
 	case socketmode.RequestTypeEventsAPI:
+		kind = kindEvent
 		in, err = parseEventBody(req.Payload)
 	case socketmode.RequestTypeSlashCommands:
+		kind = kindCommand
 		var body []byte
 		if body, err = formOf(req.Payload); err == nil {
 			in, err = parseCommandBody(body)
 		}
 	case socketmode.RequestTypeInteractive:
+		kind = kindInteraction
 		in, err = parseInteraction(req.Payload)
 	default:
 		return
 	}
-	log := a.log.With("rid", rid, "kind", in.kind, "envelope", req.EnvelopeID)
+	log := a.log.With("rid", rid, "kind", kind, "envelope", req.EnvelopeID)
 	ctx = withLog(ctx, log)
-	defer func() { a.observe(in.kind, time.Since(start)) }()
+	defer func() { a.observe(kind, time.Since(start)) }()
 	if err != nil {
 		// It will not parse any better next time: acknowledge and drop.
 		log.Warn("request not understood", "err", err)

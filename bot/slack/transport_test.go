@@ -628,7 +628,15 @@ func TestSharedFiles(t *testing.T) {
 	f2, _ := w.srv.UploadFile(w.ops.ID, w.bob.ID, "second.zip", []byte("second bundle, longer"))
 	b.event("", w.srv.FileSharedEvent(f2, w.ops.ID))
 	b.event("", w.srv.FileSharedEvent(f2, w.ops.ID)) // Slack sends both for one share
+	// The bot's own pictures are not worth remembering, nor a files.info.
+	own, _ := w.srv.UploadFile(w.ops.ID, w.srv.BotUserID(), "dag.png", []byte("png"))
+	b.event("", w.srv.FileSharedEvent(own, w.ops.ID))
 	eventually(t, "the files", func() bool { return b.pending() == 0 && len(w.srv.Calls("files.info")) >= 2 })
+	for _, c := range w.srv.Calls("files.info") {
+		if c.Param("file") == own.ID {
+			t.Error("the bot looked up its own picture")
+		}
+	}
 
 	b.command(slacktest.SlashCommand{Text: "deploy", UserID: w.alice.ID, ChannelID: w.ops.ID})
 	w.srv.WaitFor(t, "chat.postMessage", nil, wait)
