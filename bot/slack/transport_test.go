@@ -872,3 +872,27 @@ func TestPanicIsContained(t *testing.T) {
 	w.srv.WaitFor(t, "chat.postMessage", nil, wait)
 	eventually(t, "both done", func() bool { return b.pending() == 0 && b.counts.get("failed") == 1 })
 }
+
+// Post sends what the bot says on its own, to channels and people.
+func TestPost(t *testing.T) {
+	w := newWorkspace(t)
+	db, _ := tempStore(t)
+	app, err := slack.New(newConfig(t, w.srv, db, &fakeCommands{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = app.Post(context.Background(),
+		command.Post{Channel: enclave.Channel{TeamID: w.srv.TeamID(), ID: w.ops.ID}, Reply: command.Reply{Text: "Enclave ops is frozen: its channel was archived."}},
+		command.Post{User: w.alice.ID, Reply: command.Reply{Text: "Your enclave needs you."}},
+		command.Post{Channel: enclave.Channel{TeamID: w.srv.TeamID(), ID: "C0GONE"}, Reply: command.Reply{Text: "lost"}},
+	)
+	if err == nil || !strings.Contains(err.Error(), "channel_not_found") {
+		t.Errorf("error = %v, want the lost post's", err)
+	}
+	if msgs := w.srv.Messages(w.ops.ID); len(msgs) != 1 || msgs[0].Text != "Enclave ops is frozen: its channel was archived." {
+		t.Errorf("channel = %+v", msgs)
+	}
+	if msgs := w.srv.Messages(w.srv.DMChannel(w.alice.ID)); len(msgs) != 1 || msgs[0].Text != "Your enclave needs you." {
+		t.Errorf("direct = %+v", msgs)
+	}
+}
