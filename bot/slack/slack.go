@@ -173,10 +173,10 @@ func (a *App) SetCommands(c Commands) {
 // returns, the HTTP handler answers 503 and Slack retries.
 func (a *App) Ready() <-chan struct{} { return a.ready }
 
-// AuthTest checks the bot token with Slack (auth.test), for a readiness
-// probe, and learns the bot's own user id.
+// AuthTest checks the bot token with Slack (auth.test) every time it is
+// called, for a readiness probe, and learns the bot's own user id.
 func (a *App) AuthTest(ctx context.Context) error {
-	_, err := a.botUser(ctx)
+	_, err := a.authTest(ctx)
 	return err
 }
 

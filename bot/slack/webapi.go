@@ -77,6 +77,11 @@ func (a *App) botUser(ctx context.Context) (string, error) {
 	if id != "" {
 		return id, nil
 	}
+	return a.authTest(ctx)
+}
+
+// authTest asks Slack who the bot is.
+func (a *App) authTest(ctx context.Context) (string, error) {
 	r, err := call(ctx, a, "auth.test", func(ctx context.Context) (*slackapi.AuthTestResponse, error) {
 		return a.api.AuthTestContext(ctx)
 	})
