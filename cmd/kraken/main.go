@@ -21,6 +21,7 @@ var version = "dev"
 const usage = `kraken: a Slack-first chatops bot with embedded orchestration
 
 Usage:
+  kraken serve                                  run the bot (settings from the environment; see deploy/README.md)
   kraken dev [--data DIR] [--examples DIR]      try the bot on this machine: this terminal is its Slack channel
   kraken engine --workflow DIR [--port 8080]    serve one tentacle (POST /run, GET /health)
   kraken tentacle validate DIR                  check a tentacle's workflow.yaml and files
@@ -79,6 +80,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return errUsage
 	}
 	switch args[0] {
+	case "serve":
+		return runServe(ctx, e, args[1:])
 	case "dev":
 		return runDev(ctx, e, os.Stdin, args[1:])
 	case "engine":
