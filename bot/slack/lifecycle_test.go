@@ -151,6 +151,10 @@ func TestConfirmationCards(t *testing.T) {
 	if !strings.Contains(string(card.Blocks), `"plain_text_input"`) {
 		t.Fatalf("no name to type on the card: %s", card.Blocks)
 	}
+	// The header says what is asked; the card does not say it twice.
+	if n := strings.Count(string(card.Blocks), "Deprovision enclave ops"); n != 1 {
+		t.Errorf("the title is on the card %d times: %s", n, card.Blocks)
+	}
 	confirm := buttonValue(t, card, "Deprovision")
 	typed := func(name string) map[string]map[string]any {
 		return map[string]map[string]any{"kraken_type_name": {"name": name}}

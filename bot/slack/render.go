@@ -49,6 +49,9 @@ func render(rep command.Reply, asked string) (string, []slackapi.Block) {
 		blocks = append(blocks, slackapi.NewHeaderBlock(plain(truncate(c.Title, maxHeaderText))))
 	}
 	text := rep.Text
+	if c != nil && c.Title != "" && strings.TrimRight(text, "?.") == c.Title {
+		text = "" // the header says it already
+	}
 	if rep.Failed && text != "" {
 		text = ":warning: " + text
 	}

@@ -514,6 +514,16 @@ func TestClicks(t *testing.T) {
 			t.Errorf("card lacks %q:\n%s", want, all)
 		}
 	}
+
+	// A card that cannot change (here: not the bot's) gets the outcome
+	// posted under it instead.
+	other := w.srv.UserMessage(w.ops.ID, w.bob.ID, "", "a message with a button from elsewhere")
+	b.click(slacktest.BlockAction{UserID: w.alice.ID, ChannelID: w.ops.ID, MessageTS: other.TS, Value: "confirm:1", Text: "Go",
+		State: map[string]map[string]any{"kraken_type_name": {"name": "ops"}}})
+	w.srv.WaitFor(t, "chat.postMessage", func(c slacktest.Call) bool { return c.Param("text") == "Enclave ops is gone." }, wait)
+	if m, _ := w.srv.Message(w.ops.ID, other.TS); len(m.Versions) != 0 {
+		t.Errorf("someone else's message changed: %+v", m)
+	}
 }
 
 func TestChannelEvents(t *testing.T) {
@@ -813,14 +823,22 @@ func TestSocketMode(t *testing.T) {
 	// An event slack-go does not know still arrives whole.
 	w.srv.WaitAck(w.srv.SendEvent(w.srv.EventCallback(w.srv.TeamID(), "", map[string]any{"type": "group_deleted", "channel": "G0GONE", "event_ts": "1.2"})))
 
+	// A button pressed on the bot's answer.
+	answer := w.srv.Messages(w.ops.ID)[1]
+	w.srv.WaitAck(w.srv.SendInteractive(w.srv.BlockAction(slacktest.BlockAction{UserID: w.bob.ID, ChannelID: w.ops.ID, MessageTS: answer.TS, Value: "run:info", Text: "Info"})))
+	w.srv.WaitFor(t, "chat.update", nil, wait)
+
 	eventually(t, "every request done", func() bool { return b.pending() == 0 && len(cmds.Events()) == 1 })
+	if clicks := cmds.Clicks(); len(clicks) != 1 || clicks[0].Value != "run:info" || clicks[0].Actor.UserID != w.bob.ID {
+		t.Errorf("clicks = %+v", clicks)
+	}
 	if reqs := cmds.Requests(); len(reqs) != 2 || reqs[1].Text != "status" || reqs[1].Actor.UserID != w.bob.ID {
 		t.Errorf("requests = %+v", reqs)
 	}
 	if ev := cmds.Events()[0]; ev.Kind != command.Deleted || ev.Channel.ID != "G0GONE" {
 		t.Errorf("event = %+v", ev)
 	}
-	if msgs := w.srv.Messages(w.ops.ID); len(msgs) != 2 || msgs[1].Text != "ran status" {
+	if msgs := w.srv.Messages(w.ops.ID); len(msgs) != 2 || len(msgs[1].Versions) != 1 || msgs[1].Versions[0].Text != "ran status" || msgs[1].Text != "clicked run:info" {
 		t.Errorf("messages = %+v", msgs)
 	}
 }
