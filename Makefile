@@ -71,6 +71,9 @@ bench: deno build
 	@echo
 	KUBETEST_CACHE="$(KUBETEST_CACHE)" hack/kubetest/with-cluster.sh \
 		$(GO) test -run '^$$' -bench 'Provision|Deploy' -benchtime 30x ./k8s
+	@echo
+	KUBETEST_CACHE="$(KUBETEST_CACHE)" hack/kubetest/with-cluster.sh \
+		$(GO) test -run '^$$' -bench 'ServeAck' -benchtime 1x ./cmd/kraken
 
 lint: deno
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.cache/*')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
