@@ -237,6 +237,55 @@ func TestRateLimitedCallsAreRetried(t *testing.T) {
 	}
 }
 
+// Slack asking for patience too often: the bot gives up after four
+// attempts rather than hold a worker forever. A slash command still has
+// its response_url to answer through; a mention is done without one.
+func TestRateLimitGivesUp(t *testing.T) {
+	w := newWorkspace(t)
+	db, _ := tempStore(t)
+	b := startBot(t, w.srv, newConfig(t, w.srv, db, &fakeCommands{}))
+
+	w.srv.FailNext("chat.postMessage", 4, slacktest.RateLimited(time.Second))
+	c := b.command(slacktest.SlashCommand{Text: "info", UserID: w.alice.ID, ChannelID: w.ops.ID})
+	w.srv.WaitFor(t, "response_url", nil, 2*wait)
+	if rs := w.srv.Responses(c.ResponseURL); len(rs) != 1 || rs[0].ResponseType != "in_channel" || rs[0].Text != "ok: info" {
+		t.Errorf("responses = %+v", rs)
+	}
+	if calls := w.srv.Calls("chat.postMessage"); len(calls) != 4 {
+		t.Errorf("%d attempts, want 4", len(calls))
+	}
+
+	w.srv.FailNext("chat.postMessage", 4, slacktest.RateLimited(time.Second))
+	b.event("", w.srv.AppMentionEvent(w.srv.UserMessage(w.ops.ID, w.alice.ID, "", w.srv.BotMention()+" info")))
+	eventually(t, "the mention given up", func() bool { return b.pending() == 0 && b.counts.get("failed") == 1 })
+	if calls := w.srv.Calls("chat.postMessage"); len(calls) != 8 {
+		t.Errorf("%d attempts, want 4 more", len(calls))
+	}
+	if b.counts.get("rate_limited") != 6 {
+		t.Errorf("rate_limited counted %d, want 6", b.counts.get("rate_limited"))
+	}
+}
+
+// Waiting out a rate limit does not hold up a shutdown; the request
+// stays pending for the next start.
+func TestRateLimitWaitEndsWithShutdown(t *testing.T) {
+	w := newWorkspace(t)
+	db, _ := tempStore(t)
+	b := startBot(t, w.srv, newConfig(t, w.srv, db, &fakeCommands{}))
+	w.srv.FailNext("chat.postMessage", 1, slacktest.RateLimited(time.Minute))
+	b.command(slacktest.SlashCommand{Text: "info", UserID: w.alice.ID, ChannelID: w.ops.ID})
+	w.srv.WaitFor(t, "chat.postMessage", nil, wait)
+	eventually(t, "the wait to begin", func() bool { return b.counts.get("rate_limited") == 1 })
+	start := time.Now()
+	b.stop()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("stopping took %s", took)
+	}
+	if n := b.pending(); n != 1 {
+		t.Errorf("%d pending, want the interrupted request", n)
+	}
+}
+
 func TestSlashCommandReplies(t *testing.T) {
 	cases := []struct {
 		name  string
