@@ -107,9 +107,9 @@ func isTerminal(f any) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// Run reads lines until the input ends, !quit, or ctx is done; then it
-// returns nil, nil, or ctx's error. A line runs to its end before the
-// next is read; cancelling ctx cancels the line in flight.
+// Run reads lines until the input ends or !quit (and returns nil) or
+// ctx is done (and returns ctx's error). A line runs to its end before
+// the next is read; cancelling ctx cancels the line in flight.
 func (c *Console) Run(ctx context.Context) error {
 	lines := make(chan string)
 	readErr := make(chan error, 1)
