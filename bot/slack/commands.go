@@ -45,7 +45,10 @@ func parseCommandBody(body []byte) (inbound, error) {
 	if c.TriggerID == "" {
 		id = hashID("command", body)
 	}
-	return inbound{kind: kindCommand, id: id, job: job{Kind: kindCommand, Body: body}}, nil
+	// The deprecated verification token is not kept: the signature
+	// stands in for it, and a credential has no business on disk.
+	v.Del("token")
+	return inbound{kind: kindCommand, id: id, job: job{Kind: kindCommand, Body: []byte(v.Encode())}}, nil
 }
 
 // handleCommand is the second half of a slash command: the registry's

@@ -145,7 +145,7 @@ func parseEventBody(body []byte) (inbound, error) {
 	if env.EventID == "" {
 		return inbound{}, errors.New("event_callback without an event_id")
 	}
-	return inbound{kind: kindEvent, id: "event:" + env.EventID, job: job{Kind: kindEvent, Body: body}}, nil
+	return inbound{kind: kindEvent, id: "event:" + env.EventID, job: job{Kind: kindEvent, Body: withoutToken(body)}}, nil
 }
 
 // handleEvent is the second half of an event: it goes to the registry.

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -142,6 +143,22 @@ func (a *App) serveStatus(ctx context.Context, w http.ResponseWriter, r *http.Re
 		log.Debug("request queued", "id", in.id)
 	}
 	return http.StatusOK
+}
+
+// withoutToken drops the deprecated verification token from a JSON
+// payload before it is stored: the signature stands in for it, and a
+// credential has no business on disk.
+func withoutToken(payload []byte) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(payload, &m) != nil || m["token"] == nil {
+		return payload
+	}
+	delete(m, "token")
+	b, err := json.Marshal(m)
+	if err != nil {
+		return payload
+	}
+	return b
 }
 
 // hashID is the de-duplication key of a request with no id of its own.

@@ -82,7 +82,7 @@ func parseInteraction(payload []byte) (inbound, error) {
 	if ia.TriggerID == "" {
 		id = hashID("interaction", payload)
 	}
-	return inbound{kind: kindInteraction, id: id, job: job{Kind: kindInteraction, Body: payload}}, nil
+	return inbound{kind: kindInteraction, id: id, job: job{Kind: kindInteraction, Body: withoutToken(payload)}}, nil
 }
 
 // clicked is the value of the button pressed, "" when none was.
