@@ -38,7 +38,7 @@ func newKraken(t *testing.T) *kraken {
 	db, _ := tempStore(t)
 	rt, err := dev.Open(context.Background(), dev.Options{Dir: t.TempDir(), Logger: testLogger(t)})
 	if err != nil {
-		t.Skipf("no in-process cluster: %v", err)
+		t.Fatalf("the in-process cluster did not open (run `make deno` if Deno is missing): %v", err)
 	}
 	t.Cleanup(func() { rt.Close() })
 	// The registry needs the App for its channels.
