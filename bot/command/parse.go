@@ -94,6 +94,13 @@ func redactValue(v any) any {
 	return v
 }
 
+// escape makes text the bot did not write (a node's output or error, a
+// file's name, a log line) inert in a reply: Slack reads <, > and & as
+// markup, and "<!channel>" in a run's output must not notify anyone.
+func escape(s string) string { return markup.Replace(s) }
+
+var markup = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
 // explain turns an error from below into words for the person who asked:
 // what went wrong and what to do. Details a person can't act on (object
 // names, API messages) stay in the bot's log, which the caller writes.
@@ -102,7 +109,7 @@ func explain(what string, err error) string {
 	var trans *enclave.TransitionError
 	switch {
 	case errors.As(err, &spec):
-		return "The tentacle has problems:\n" + spec.Error()
+		return "The tentacle has problems:\n" + escape(spec.Error())
 	case errors.As(err, &trans):
 		return fmt.Sprintf("I can't %s: %s.", what, trans.Reason)
 	case errors.Is(err, enclave.ErrNameInvalid), errors.Is(err, enclave.ErrNameTaken):
@@ -113,8 +120,8 @@ func explain(what string, err error) string {
 		return fmt.Sprintf("I can't %s: there is no such tentacle here. `/kraken list` shows what is deployed.", what)
 	case errors.Is(err, tentacle.ErrNoRevision):
 		return fmt.Sprintf("I can't %s: there is no such revision. `/kraken status <tentacle>` shows the current one.", what)
-	case errors.Is(err, tentacle.ErrTooLarge):
-		return fmt.Sprintf("I can't %s: %s.", what, afterSentinel(err))
+	case errors.Is(err, tentacle.ErrTooLarge), errors.Is(err, tentacle.ErrBadArchive):
+		return fmt.Sprintf("I can't %s: %s.", what, escape(afterSentinel(err)))
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Sprintf("I couldn't %s in time. Try again; if it keeps happening, tell the platform team.", what)
 	case errors.Is(err, context.Canceled):
@@ -140,7 +147,7 @@ func plainMessage(err error) string {
 // which for the domain's errors is the plain part.
 func afterSentinel(err error) string {
 	s := err.Error()
-	for _, prefix := range []string{"invalid enclave name: ", "enclave name taken: ", "tentacle too large: "} {
+	for _, prefix := range []string{"invalid enclave name: ", "enclave name taken: ", "tentacle too large: ", "unusable archive: "} {
 		if i := strings.LastIndex(s, prefix); i >= 0 {
 			return strings.TrimSuffix(s[i+len(prefix):], ".")
 		}

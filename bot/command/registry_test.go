@@ -287,6 +287,10 @@ func TestDeployRunRollback(t *testing.T) {
 	if !strings.Contains(run.Text, "succeeded") || strings.Contains(run.Text, "{") {
 		t.Errorf("run reply: %q", run.Text)
 	}
+	// What a tentacle outputs can't ping anyone or fake a link.
+	if r := f.ok(member, `run hello-fanout {"name": "<!channel> & <https://evil|click>"}`); strings.Contains(r.Text, "<!channel>") || !strings.Contains(r.Text, "&lt;!channel&gt; &amp;") {
+		t.Errorf("untrusted output not escaped: %q", r.Text)
+	}
 	if r := f.do(member, "run hello-fanout {not json"); !r.Failed || !strings.Contains(r.Text, "must be JSON") {
 		t.Errorf("bad input: %+v", r)
 	}

@@ -134,7 +134,7 @@ func (r *Registry) run(ctx context.Context, c *call) Reply {
 	rep := Reply{Text: describeResult(name, res, dur), Failed: !res.Success}
 	summary := fmt.Sprintf("succeeded: %d steps", len(res.Outputs))
 	if !res.Success {
-		summary = "failed: " + firstError(res)
+		summary = "failed: " + escape(firstError(res))
 	}
 	r.recordRun(ctx, RunSummary{Enclave: c.enc.Name, Tentacle: name, Actor: actorID(c.req), At: start, Duration: dur, OK: res.Success, Summary: summary})
 	return rep
@@ -149,13 +149,13 @@ func describeResult(name string, res engine.Result, dur time.Duration) string {
 	} else {
 		fmt.Fprintf(&b, "*%s* failed after %s.", name, dur)
 		for _, n := range sortedNames(res.Errors) {
-			fmt.Fprintf(&b, "\n• step %s: %s", n, res.Errors[n])
+			fmt.Fprintf(&b, "\n• step %s: %s", n, escape(res.Errors[n]))
 		}
 		fmt.Fprintf(&b, "\n`/kraken logs %s` shows what it logged.", name)
 		return b.String()
 	}
 	for _, n := range sortedNames(res.Outputs) {
-		fmt.Fprintf(&b, "\n• %s: %s", n, describeValue(res.Outputs[n]))
+		fmt.Fprintf(&b, "\n• %s: %s", n, escape(describeValue(res.Outputs[n])))
 	}
 	return b.String()
 }
@@ -244,10 +244,10 @@ func (r *Registry) logs(ctx context.Context, c *call) Reply {
 	if len(lines) == 0 {
 		return Reply{Text: fmt.Sprintf("Tentacle %s has logged nothing yet.", c.args[0])}
 	}
-	text := strings.Join(lines, "\n")
+	text := escape(strings.Join(lines, "\n"))
 	for len(text) > maxLogBytes {
 		lines = lines[1:]
-		text = strings.Join(lines, "\n")
+		text = escape(strings.Join(lines, "\n"))
 	}
 	return Reply{Text: fmt.Sprintf("The last %d log lines of *%s*:\n```\n%s\n```", len(lines), c.args[0], text)}
 }
@@ -324,7 +324,7 @@ func warningWords(ws []string) string {
 	if len(ws) == 0 {
 		return ""
 	}
-	return "\nPlease note:\n• " + strings.Join(ws, "\n• ")
+	return "\nPlease note:\n• " + escape(strings.Join(ws, "\n• "))
 }
 
 // archiveExts are the file names deploy takes a bundle from.
@@ -375,11 +375,11 @@ func (r *Registry) previewDeploy(ctx context.Context, c *call) (Reply, map[strin
 	if exists && changes.Empty() {
 		return Reply{Text: fmt.Sprintf("Tentacle %s is already running exactly this (revision %d). Nothing to deploy.", name, st.Revision)}, nil, false
 	}
-	text := fmt.Sprintf("Ready to deploy *%s* %s from %s into enclave %s.", name, b.Workflow.Version, source, c.enc.Name)
+	text := fmt.Sprintf("Ready to deploy *%s* %s from %s into enclave %s.", name, escape(b.Workflow.Version), escape(source), c.enc.Name)
 	if exists {
 		text += fmt.Sprintf(" It replaces revision %d. What changes:", st.Revision)
 	}
-	text += "\n• " + strings.Join(changes.Lines(), "\n• ")
+	text += "\n• " + escape(strings.Join(changes.Lines(), "\n• "))
 	out := Reply{Text: text}
 	if plan, err := engine.Compile(b.Workflow); err == nil {
 		var png bytes.Buffer
@@ -419,7 +419,7 @@ func (r *Registry) loadBundle(ctx context.Context, c *call) (*tentacle.Bundle, s
 	if file == nil {
 		msg := "Upload the tentacle's folder to this channel as a .tar.gz or .zip, then type `/kraken deploy`."
 		if want != "" {
-			msg = fmt.Sprintf("I found no example or uploaded file called %s. %s", want, msg)
+			msg = fmt.Sprintf("I found no example or uploaded file called %s. %s", escape(want), msg)
 		}
 		if ex := r.exampleNames(); len(ex) > 0 {
 			msg += " Or deploy an example: " + strings.Join(ex, ", ") + "."
@@ -427,17 +427,17 @@ func (r *Registry) loadBundle(ctx context.Context, c *call) (*tentacle.Bundle, s
 		return nil, "", private(failed(msg)), false
 	}
 	if file.Open == nil {
-		return nil, "", failed("I can't read " + file.Name + "."), false
+		return nil, "", failed("I can't read " + escape(file.Name) + "."), false
 	}
 	rc, err := file.Open(ctx, tentacle.MaxBundleSize*2)
 	if err != nil {
 		r.log.Warn("shared file not read", "file", file.ID, "err", err)
-		return nil, "", failed(fmt.Sprintf("I couldn't download %s. Make sure it was shared in this channel, then try again.", file.Name)), false
+		return nil, "", failed(fmt.Sprintf("I couldn't download %s. Make sure it was shared in this channel, then try again.", escape(file.Name))), false
 	}
 	defer rc.Close()
 	b, err := tentacle.BundleFromArchive(file.Name, rc, nil)
 	if err != nil {
-		return nil, "", failed(explain("deploy "+file.Name, err)), false
+		return nil, "", failed(explain("deploy "+escape(file.Name), err)), false
 	}
 	return b, file.Name, Reply{}, true
 }

@@ -134,8 +134,12 @@ func (c *Console) mrkdwn(text string) string {
 		}
 		b.WriteString(c.inline(part))
 	}
-	return strings.TrimRight(b.String(), "\n")
+	// The registry escapes text it did not write (a node's output, a
+	// file's name) as Slack wants; a terminal shows it as it was.
+	return entities.Replace(strings.TrimRight(b.String(), "\n"))
 }
+
+var entities = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
 
 // inline handles text outside code blocks: what is between single
 // backticks stays as it is.

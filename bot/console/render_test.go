@@ -92,6 +92,11 @@ func TestRenderReplies(t *testing.T) {
 			want:  []string{"Type `/kraken provision <name>` or `rwx*`, 2*3*4 and snake_case_name stay.\n"},
 		},
 		{
+			name:  "escaped text shows as it was written",
+			reply: command.Reply{Text: "• greet: hello &lt;!channel&gt; &amp; co"},
+			want:  []string{"• greet: hello <!channel> & co\n"},
+		},
+		{
 			name:  "code blocks are indented, untouched",
 			reply: command.Reply{Text: "The last 2 log lines of *hello*:\n```\n12:00:00 INFO *not bold* <@x>\nsecond\n```\nafter"},
 			want:  []string{"The last 2 log lines of hello:\n    12:00:00 INFO *not bold* <@x>\n    second\nafter\n"},
