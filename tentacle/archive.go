@@ -118,13 +118,6 @@ func bundleFromArchive(name string, r io.Reader, secrets map[string]any) (*Bundl
 	if err != nil {
 		return nil, err
 	}
-	// Load checks this on disk; BundleFromFiles has no such check.
-	for _, id := range b.Workflow.NodeIDs {
-		p := path.Clean(b.Workflow.Nodes[id].Path)
-		if n := len(files[p]); n > MaxNodeFileSize {
-			return nil, fmt.Errorf("%w: node file %s is %d bytes; node files may be at most %d KiB", ErrTooLarge, p, n, MaxNodeFileSize>>10)
-		}
-	}
 	if len(u.secrets) > 0 {
 		file := name
 		if file == "" {

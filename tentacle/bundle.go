@@ -82,8 +82,12 @@ func BundleFromFiles(files map[string][]byte, secrets map[string]any) (*Bundle, 
 	}
 	for _, id := range wf.NodeIDs {
 		p := path.Clean(wf.Nodes[id].Path)
-		if _, ok := files[p]; !ok {
+		data, ok := files[p]
+		if !ok {
 			return nil, fmt.Errorf("bundle: node %s: file %s is missing", id, p)
+		}
+		if len(data) > MaxNodeFileSize {
+			return nil, fmt.Errorf("%w: node file %s is %d bytes; node files may be at most %d KiB", ErrTooLarge, p, len(data), MaxNodeFileSize>>10)
 		}
 	}
 	b := &Bundle{Workflow: wf, Files: files, Secrets: secrets}
