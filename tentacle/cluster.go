@@ -81,6 +81,10 @@ type Cluster interface {
 	// rev is zero, as a new revision.
 	Rollback(ctx context.Context, enclave, name string, rev int, p enclave.Provenance) (Revision, error)
 	Undeploy(ctx context.Context, enclave, name string, p enclave.Provenance) error
+	// SetSecret sets (or, with an empty value, removes) one secret of a
+	// deployed tentacle, keeping the others, and restarts it so that the
+	// next run sees the change. The value is never logged.
+	SetSecret(ctx context.Context, enclave, name, key, value string, p enclave.Provenance) error
 	// Run posts input to the tentacle's /run and returns the result body
 	// as the engine wrote it.
 	Run(ctx context.Context, enclave, name string, input json.RawMessage) (json.RawMessage, error)
