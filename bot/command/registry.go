@@ -63,6 +63,8 @@ type Registry struct {
 	log       *slog.Logger
 	verbs     []*verb
 	byName    map[string]*verb
+	chat      Chat
+	tokens    *store.Bucket[tokens]
 }
 
 // verb is a command's definition.
@@ -108,6 +110,10 @@ type call struct {
 	pending *pending
 	// channelMembers are the channel's members, read for provision.
 	channelMembers []string
+	// written is a tentacle the conversation loop wrote, to deploy.
+	written map[string][]byte
+	// secret is the value a secret form carried.
+	secret string
 }
 
 // New makes a Registry.
@@ -133,6 +139,7 @@ func New(cfg Config) (*Registry, error) {
 		tentacles: cfg.Tentacles,
 		pending:   store.NewBucket[pending](cfg.Store, "confirmations"),
 		runs:      store.NewBucket[RunSummary](cfg.Store, "runs"),
+		tokens:    store.NewBucket[tokens](cfg.Store, "llm_usage"),
 		log:       cfg.Logger,
 		byName:    map[string]*verb{},
 	}
@@ -161,7 +168,10 @@ func (r *Registry) Do(ctx context.Context, req Request) Reply {
 	}
 	v, ok := r.byName[name]
 	if !ok {
-		return r.unknown(name)
+		if r.chat != nil {
+			return r.chat.Converse(ctx, req)
+		}
+		return r.unknown(name, rest)
 	}
 	return r.dispatch(ctx, &call{req: req, verb: v, rest: rest, args: fields(rest)})
 }
@@ -332,8 +342,12 @@ func (r *Registry) record(ctx context.Context, c *call, start time.Time, decisio
 	r.cfg.Observe(c.verb.Name, outcome, e.Duration)
 }
 
-// unknown answers a verb the registry does not have.
-func (r *Registry) unknown(name string) Reply {
+// unknown answers a verb the registry does not have, when no
+// conversation loop is there to read plain words.
+func (r *Registry) unknown(name, rest string) Reply {
+	if rest != "" && len(fields(rest)) > 1 {
+		return private(failed("I only understand commands here, like `/kraken list` or `/kraken run <tentacle>`; no AI assistant is set up to read plain sentences. `/kraken help` lists the commands."))
+	}
 	best, dist := "", 3
 	for _, v := range r.verbs {
 		if d := editDistance(name, v.Name); d < dist {

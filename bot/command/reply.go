@@ -23,6 +23,18 @@ type Reply struct {
 	Buttons []Button
 	// Confirm asks the person to confirm a destructive act.
 	Confirm *Confirm
+	// Secret asks the person for a secret's value in a private form, so
+	// that it is never typed in a channel.
+	Secret *SecretForm
+}
+
+// SecretForm asks for one secret of a tentacle. The transport shows a
+// private form and hands the value to Registry.SubmitSecret with Token.
+type SecretForm struct {
+	Tentacle string
+	Key      string
+	Token    string
+	Expires  time.Time
 }
 
 // Field is one labelled fact.
@@ -77,7 +89,32 @@ type Command struct {
 	// Enclave: the verb acts on an enclave (and needs one, except
 	// provision); false for help and list-style verbs that do not.
 	Enclave bool
+	// Params are its arguments in order, for the LLM's tool list.
+	Params []Param
 }
+
+// Param is one argument of a command.
+type Param struct {
+	Name        string
+	Kind        ParamKind
+	Required    bool
+	Description string
+}
+
+// ParamKind says what an argument holds and how it is written on a
+// command line.
+type ParamKind string
+
+const (
+	// ParamWord is one word: a tentacle's name, a mode, an example.
+	ParamWord ParamKind = "word"
+	// ParamPerson is a Slack user id, written as a mention.
+	ParamPerson ParamKind = "person"
+	// ParamJSON is any JSON value, written compact.
+	ParamJSON ParamKind = "json"
+	// ParamNumber is a positive whole number.
+	ParamNumber ParamKind = "number"
+)
 
 // Home is what the App Home tab shows a person: the enclaves they are in
 // and their recent runs.

@@ -41,6 +41,10 @@ type Request struct {
 	// Enclave names the enclave directly, for callers with no channel
 	// (the admin API). It wins over Channel.
 	Enclave string
+	// Thread is the conversation the request is part of (a Slack
+	// thread's ts), empty for the channel's main conversation. The
+	// conversation loop keeps its memory per channel and thread.
+	Thread string
 	// Text is the command line without "/kraken": "run hello {"n": 1}".
 	Text string
 	// Files are the files recently shared in the channel, newest first;

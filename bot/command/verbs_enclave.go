@@ -17,16 +17,16 @@ func (r *Registry) define() []*verb {
 	vs := []*verb{
 		{Command: Command{Name: "help", Summary: "what I can do"}, run: r.help},
 		{Command: Command{Name: "whoami", Summary: "who you are here and what you may do"}, run: r.whoami},
-		{Command: Command{Name: "provision", Usage: "[name]", Summary: "make this channel an enclave (named after the channel unless you give a name)", Enclave: true}, op: enclave.OpProvision, run: r.provision},
+		{Command: Command{Name: "provision", Usage: "[name]", Summary: "make this channel an enclave (named after the channel unless you give a name)", Enclave: true, Params: []Param{word("name", "the enclave's name: lower-case letters, digits and dashes", false)}}, op: enclave.OpProvision, run: r.provision},
 		{Command: Command{Name: "info", Summary: "this enclave's owner, mode, state and quota", Enclave: true}, op: enclave.OpInfo, run: r.info},
 		{Command: Command{Name: "members", Summary: "who is in this enclave", Enclave: true}, op: enclave.OpMembers, run: r.members},
-		{Command: Command{Name: "add", Usage: "@person", Summary: "add someone to this channel and enclave", Enclave: true}, op: enclave.OpAddMember, minArgs: 1, run: r.add},
-		{Command: Command{Name: "remove", Usage: "@person", Summary: "remove someone from this channel and enclave", Enclave: true, Destructive: true}, op: enclave.OpRemoveMember, minArgs: 1, run: r.remove,
+		{Command: Command{Name: "add", Usage: "@person", Summary: "add someone to this channel and enclave", Enclave: true, Params: []Param{personParam("person", "who to add")}}, op: enclave.OpAddMember, minArgs: 1, run: r.add},
+		{Command: Command{Name: "remove", Usage: "@person", Summary: "remove someone from this channel and enclave", Enclave: true, Destructive: true, Params: []Param{personParam("person", "who to remove")}}, op: enclave.OpRemoveMember, minArgs: 1, run: r.remove,
 			confirm: func(c *call) (string, string) {
 				return "Remove " + c.args[0], fmt.Sprintf("%s will be removed from this channel and lose their rights in enclave %s.", c.args[0], c.enc.Name)
 			}},
-		{Command: Command{Name: "mode", Usage: "[tentacle] <preset or rwx bits>", Summary: "who may do what: " + presetNames() + ", or bits like rwxr-x---", Enclave: true}, op: enclave.OpMode, minArgs: 1, run: r.mode},
-		{Command: Command{Name: "transfer", Usage: "@person", Summary: "give this enclave to another member", Enclave: true, Destructive: true}, op: enclave.OpTransfer, minArgs: 1, run: r.transfer,
+		{Command: Command{Name: "mode", Usage: "[tentacle] <preset or rwx bits>", Summary: "who may do what: " + presetNames() + ", or bits like rwxr-x---", Enclave: true, Params: []Param{word("tentacle", "a tentacle whose own mode to set; leave out for the enclave's", false), word("mode", "a preset ("+presetNames()+"), nine rwx letters, or inherit (for a tentacle)", true)}}, op: enclave.OpMode, minArgs: 1, run: r.mode},
+		{Command: Command{Name: "transfer", Usage: "@person", Summary: "give this enclave to another member", Enclave: true, Destructive: true, Params: []Param{personParam("person", "the new owner, a member of the channel")}}, op: enclave.OpTransfer, minArgs: 1, run: r.transfer,
 			confirm: func(c *call) (string, string) {
 				return "Give enclave " + c.enc.Name + " to " + c.args[0], fmt.Sprintf("%s will own enclave %s, and you will be an ordinary member.", c.args[0], c.enc.Name)
 			}},
@@ -36,9 +36,22 @@ func (r *Registry) define() []*verb {
 			confirm: func(c *call) (string, string) {
 				return "Deprovision enclave " + c.enc.Name, fmt.Sprintf("Every tentacle in enclave %s, their data and their history will be removed for good. Type %s to confirm.", c.enc.Name, c.enc.Name)
 			}},
-		{Command: Command{Name: "audit", Usage: "[count]", Summary: "what was asked of this enclave, by whom, and what happened (owner only)", Enclave: true}, op: enclave.OpAudit, run: r.audit},
+		{Command: Command{Name: "audit", Usage: "[count]", Summary: "what was asked of this enclave, by whom, and what happened (owner only)", Enclave: true, Params: []Param{number("count", "how many entries, 1 to 200", false)}}, op: enclave.OpAudit, run: r.audit},
 	}
-	return append(vs, r.tentacleVerbs()...)
+	vs = append(vs, r.tentacleVerbs()...)
+	return append(vs, r.secretVerb())
+}
+
+func word(name, desc string, required bool) Param {
+	return Param{Name: name, Kind: ParamWord, Required: required, Description: desc}
+}
+
+func personParam(name, desc string) Param {
+	return Param{Name: name, Kind: ParamPerson, Required: true, Description: desc}
+}
+
+func number(name, desc string, required bool) Param {
+	return Param{Name: name, Kind: ParamNumber, Required: required, Description: desc}
 }
 
 func presetNames() string {
@@ -154,6 +167,9 @@ func (r *Registry) info(ctx context.Context, c *call) Reply {
 	}
 	if !e.CreatedAt.IsZero() {
 		fields = append(fields, Field{"Since", e.CreatedAt.UTC().Format("2 Jan 2006")})
+	}
+	if used := r.usage(ctx, e.Name, ""); used > 0 {
+		fields = append(fields, Field{"AI assistant", fmt.Sprintf("%d tokens so far, %d of them yours", used, r.usage(ctx, e.Name, c.req.Actor.UserID))})
 	}
 	for _, t := range sortedNames(e.TentacleModes) {
 		fields = append(fields, Field{"Mode of " + t, e.TentacleModes[t].Describe()})

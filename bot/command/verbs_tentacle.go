@@ -23,19 +23,19 @@ import (
 func (r *Registry) tentacleVerbs() []*verb {
 	return []*verb{
 		{Command: Command{Name: "list", Summary: "the tentacles deployed here", Enclave: true}, op: enclave.OpList, run: r.list},
-		{Command: Command{Name: "deploy", Usage: "[example or file name]", Summary: "deploy a tentacle from a .tar.gz or .zip you uploaded here, or a named example; shows the picture and what changes before you confirm", Enclave: true, Destructive: true},
+		{Command: Command{Name: "deploy", Usage: "[example or file name]", Summary: "deploy a tentacle from a .tar.gz or .zip you uploaded here, or a named example; shows the picture and what changes before you confirm", Enclave: true, Destructive: true, Params: []Param{word("source", "an example's name or an uploaded file's name; leave out for the newest upload", false)}},
 			op: enclave.OpDeploy, run: r.deploy, preview: r.previewDeploy,
 			confirm: func(c *call) (string, string) {
 				return "Deploy " + c.audit["tentacle"], "Confirm to deploy it; the running revision keeps serving until the new one is ready."
 			}},
-		{Command: Command{Name: "status", Usage: "<tentacle>", Summary: "how a tentacle is doing", Enclave: true}, op: enclave.OpStatus, onTentacle: true, minArgs: 1, run: r.status},
-		{Command: Command{Name: "run", Usage: "<tentacle> [JSON input]", Summary: "run a tentacle now and show the result", Enclave: true}, op: enclave.OpRun, onTentacle: true, minArgs: 1, run: r.run},
-		{Command: Command{Name: "logs", Usage: "<tentacle> [lines]", Summary: "a tentacle's latest log lines", Enclave: true}, op: enclave.OpLogs, onTentacle: true, minArgs: 1, run: r.logs},
-		{Command: Command{Name: "undeploy", Usage: "<tentacle>", Summary: "remove a tentacle (its revisions go too)", Enclave: true, Destructive: true}, op: enclave.OpUndeploy, onTentacle: true, minArgs: 1, run: r.undeploy,
+		{Command: Command{Name: "status", Usage: "<tentacle>", Summary: "how a tentacle is doing", Enclave: true, Params: []Param{word("tentacle", "the tentacle's name", true)}}, op: enclave.OpStatus, onTentacle: true, minArgs: 1, run: r.status},
+		{Command: Command{Name: "run", Usage: "<tentacle> [JSON input]", Summary: "run a tentacle now and show the result", Enclave: true, Params: []Param{word("tentacle", "the tentacle's name", true), {Name: "input", Kind: ParamJSON, Description: "the run's input, a JSON value"}}}, op: enclave.OpRun, onTentacle: true, minArgs: 1, run: r.run},
+		{Command: Command{Name: "logs", Usage: "<tentacle> [lines]", Summary: "a tentacle's latest log lines", Enclave: true, Params: []Param{word("tentacle", "the tentacle's name", true), number("lines", "how many lines, 1 to 500", false)}}, op: enclave.OpLogs, onTentacle: true, minArgs: 1, run: r.logs},
+		{Command: Command{Name: "undeploy", Usage: "<tentacle>", Summary: "remove a tentacle (its revisions go too)", Enclave: true, Destructive: true, Params: []Param{word("tentacle", "the tentacle's name", true)}}, op: enclave.OpUndeploy, onTentacle: true, minArgs: 1, run: r.undeploy,
 			confirm: func(c *call) (string, string) {
 				return "Undeploy " + c.args[0], fmt.Sprintf("Tentacle %s will stop and be removed from enclave %s, with its earlier revisions.", c.args[0], c.enc.Name)
 			}},
-		{Command: Command{Name: "rollback", Usage: "<tentacle> [revision]", Summary: "go back to an earlier revision (the one before the current, unless you name one)", Enclave: true, Destructive: true}, op: enclave.OpRollback, onTentacle: true, minArgs: 1, run: r.rollback,
+		{Command: Command{Name: "rollback", Usage: "<tentacle> [revision]", Summary: "go back to an earlier revision (the one before the current, unless you name one)", Enclave: true, Destructive: true, Params: []Param{word("tentacle", "the tentacle's name", true), number("revision", "the revision's number", false)}}, op: enclave.OpRollback, onTentacle: true, minArgs: 1, run: r.rollback,
 			confirm: func(c *call) (string, string) {
 				to := "the revision before the current one"
 				if len(c.args) > 1 {
@@ -393,6 +393,13 @@ func (r *Registry) previewDeploy(ctx context.Context, c *call) (Reply, map[strin
 // loadBundle reads the tentacle a deploy names: an example, or a file
 // shared in the channel (the newest archive when none is named).
 func (r *Registry) loadBundle(ctx context.Context, c *call) (*tentacle.Bundle, string, Reply, bool) {
+	if c.written != nil {
+		b, err := tentacle.BundleFromFiles(c.written, nil)
+		if err != nil {
+			return nil, "", failed(explain("deploy the tentacle I wrote", err)), false
+		}
+		return b, "what I wrote", Reply{}, true
+	}
 	want := ""
 	if len(c.args) > 0 {
 		want = c.args[0]
