@@ -510,6 +510,11 @@ type responseURL struct {
 	ephemeral bool
 	uses      int
 	created   time.Time
+	// shown is the ts of the ephemeral message this URL last posted (a
+	// slash command's answer) or came from (a click on an ephemeral
+	// message): the "original" that replace_original and
+	// delete_original act on when there is no channel message.
+	shown string
 }
 
 // NewResponseURL issues a response_url on the fake for a command or action
@@ -523,7 +528,11 @@ func (s *Server) NewResponseURL(channel, user, messageTS string) string {
 func (s *Server) newResponseURLLocked(channel, user, messageTS string, ephemeral bool) string {
 	id := s.newIDLocked("R")
 	u := s.ts.URL + "/hooks/" + id
-	s.responses[id] = &responseURL{url: u, channel: channel, user: user, messageTS: messageTS, ephemeral: ephemeral, created: time.Now()}
+	ru := &responseURL{url: u, channel: channel, user: user, messageTS: messageTS, ephemeral: ephemeral, created: time.Now()}
+	if ephemeral {
+		ru.shown = messageTS
+	}
+	s.responses[id] = ru
 	return u
 }
 
@@ -591,8 +600,10 @@ func truthy(v any) bool {
 
 // handleResponseURL takes the bot's posts to a response_url and applies them
 // as Slack does: replace_original/delete_original act on the message the
-// action came from, in_channel posts to the channel, anything else is shown
-// ephemerally to the user. Each URL takes 5 posts within 30 minutes.
+// action came from, or, when that was ephemeral or there was none (a slash
+// command), on the ephemeral message the URL last showed; in_channel posts
+// to the channel; anything else is shown ephemerally to the user. Each URL
+// takes 5 posts within 30 minutes.
 func (s *Server) handleResponseURL(w http.ResponseWriter, r *http.Request) {
 	s.serve(w, r, "response_url", func(q *request) reply {
 		s.mu.Lock()
@@ -609,25 +620,35 @@ func (s *Server) handleResponseURL(w http.ResponseWriter, r *http.Request) {
 		}
 		ru.uses++
 		resp := responseFromJSON(ru.url, q.json, time.Now())
-		orig := s.findMessageLocked(ru.channel, ru.messageTS)
+		var orig *Message
+		if !ru.ephemeral {
+			orig = s.findMessageLocked(ru.channel, ru.messageTS)
+		}
+		shown := s.findEphemeralLocked(ru.channel, ru.user, ru.shown)
 		switch {
+		case resp.DeleteOriginal && orig != nil:
+			orig.Deleted = true
+		case resp.DeleteOriginal && shown != nil:
+			shown.Deleted = true
 		case resp.DeleteOriginal:
-			if orig != nil {
-				orig.Deleted = true
-			}
-		case resp.ReplaceOriginal && orig != nil && !ru.ephemeral:
+		case resp.ReplaceOriginal && orig != nil:
 			orig.Versions = append(orig.Versions, MessageVersion{Text: orig.Text, Blocks: orig.Blocks, Attachments: orig.Attachments})
 			orig.Text, orig.Blocks, orig.Attachments = resp.Text, resp.Blocks, resp.Attachments
+		case resp.ReplaceOriginal && shown != nil:
+			shown.Versions = append(shown.Versions, MessageVersion{Text: shown.Text, Blocks: shown.Blocks, Attachments: shown.Attachments})
+			shown.Text, shown.Blocks, shown.Attachments = resp.Text, resp.Blocks, resp.Attachments
 		case resp.ResponseType == "in_channel" && !resp.ReplaceOriginal:
 			s.addMessageLocked(&Message{
 				Channel: ru.channel, User: s.cfg.botUserID, BotID: s.cfg.botID, ThreadTS: resp.ThreadTS,
 				Text: resp.Text, Blocks: resp.Blocks, Attachments: resp.Attachments,
 			})
 		default:
-			s.ephemerals = append(s.ephemerals, Ephemeral{
+			e := Ephemeral{
 				Channel: ru.channel, User: ru.user, TS: s.newTSLocked(), ThreadTS: resp.ThreadTS,
 				Text: resp.Text, Blocks: resp.Blocks, Attachments: resp.Attachments, Via: "response_url",
-			})
+			}
+			s.ephemerals = append(s.ephemerals, e)
+			ru.shown = e.TS
 		}
 		s.notifyLocked()
 		return jsonReply(http.StatusOK, map[string]any{"ok": true})

@@ -295,3 +295,51 @@ func TestResponseURL(t *testing.T) {
 	}
 	srv.WaitFor(t, "response_url", func(c slacktest.Call) bool { return c.Status == http.StatusNotFound }, time.Second)
 }
+
+// A slash command's "working on it" answer is replaced or removed through
+// its response_url, as is an ephemeral message a button was pressed on.
+func TestResponseURLActsOnItsEphemeral(t *testing.T) {
+	ctx := context.Background()
+	w := newWorkspace(t)
+	srv := w.srv
+	anon := slack.New("")
+	send := func(opts ...slack.MsgOption) {
+		t.Helper()
+		if _, _, err := anon.PostMessageContext(ctx, "", opts...); err != nil {
+			t.Fatalf("response_url post: %v", err)
+		}
+	}
+	replaced := srv.SlashCommand(slacktest.SlashCommand{Command: "/kraken", Text: "what runs here?", UserID: w.alice.ID, ChannelID: w.ops.ID})
+	send(slack.MsgOptionResponseURL(replaced.ResponseURL, slack.ResponseTypeEphemeral), slack.MsgOptionText("Thinking…", false))
+	send(slack.MsgOptionReplaceOriginal(replaced.ResponseURL), slack.MsgOptionText("Two tentacles run here.", false))
+	es := srv.Ephemerals(w.ops.ID, w.alice.ID)
+	if len(es) != 1 || es[0].Text != "Two tentacles run here." || len(es[0].Versions) != 1 || es[0].Versions[0].Text != "Thinking…" {
+		t.Fatalf("ephemerals = %+v", es)
+	}
+
+	deleted := srv.SlashCommand(slacktest.SlashCommand{Command: "/kraken", Text: "hello?", UserID: w.alice.ID, ChannelID: w.ops.ID})
+	send(slack.MsgOptionResponseURL(deleted.ResponseURL, slack.ResponseTypeEphemeral), slack.MsgOptionText("Thinking…", false))
+	send(slack.MsgOptionDeleteOriginal(deleted.ResponseURL))
+	if es := srv.Ephemerals(w.ops.ID, w.alice.ID); len(es) != 1 || es[0].Text != "Two tentacles run here." {
+		t.Fatalf("after delete_original: %+v", es)
+	}
+	// With nothing shown yet, replace_original has nothing to act on and
+	// changes no one's messages.
+	fresh := srv.SlashCommand(slacktest.SlashCommand{Command: "/kraken", Text: "x", UserID: w.bob.ID, ChannelID: w.ops.ID})
+	send(slack.MsgOptionDeleteOriginal(fresh.ResponseURL))
+	if es := srv.Ephemerals(w.ops.ID, ""); len(es) != 1 {
+		t.Fatalf("a delete with nothing shown removed %+v", es)
+	}
+
+	// A button on an ephemeral message: its response_url replaces that
+	// message, not a channel message with the same ts.
+	ts, err := w.api.PostEphemeralContext(ctx, w.ops.ID, w.bob.ID, slack.MsgOptionText("Enter the secret", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	click := srv.BlockAction(slacktest.BlockAction{UserID: w.bob.ID, ChannelID: w.ops.ID, MessageTS: ts, Ephemeral: true, Value: "x"})
+	send(slack.MsgOptionReplaceOriginal(click.ResponseURL), slack.MsgOptionText("Form opened.", false))
+	if es := srv.Ephemerals(w.ops.ID, w.bob.ID); len(es) != 1 || es[0].Text != "Form opened." || len(es[0].Versions) != 1 {
+		t.Errorf("bob's ephemerals = %+v", es)
+	}
+}

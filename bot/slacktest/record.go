@@ -280,6 +280,11 @@ type Ephemeral struct {
 	Attachments json.RawMessage
 	// Via is "chat.postEphemeral" or "response_url".
 	Via string
+	// Versions are the earlier contents, oldest first, one per
+	// replace_original through a response_url.
+	Versions []MessageVersion
+	// Deleted: a response_url's delete_original removed it.
+	Deleted bool
 }
 
 // AllText is Message.AllText for an ephemeral message.
@@ -288,17 +293,31 @@ func (e Ephemeral) AllText() string {
 }
 
 // Ephemerals returns the ephemeral messages shown to user in channel, oldest
-// first; every user's when user is "".
+// first, with replacements applied and deleted ones left out; every user's
+// when user is "".
 func (s *Server) Ephemerals(channel, user string) []Ephemeral {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []Ephemeral
 	for _, e := range s.ephemerals {
-		if e.Channel == channel && (user == "" || e.User == user) {
+		if e.Channel == channel && (user == "" || e.User == user) && !e.Deleted {
+			e.Versions = append([]MessageVersion(nil), e.Versions...)
 			out = append(out, e)
 		}
 	}
 	return out
+}
+
+func (s *Server) findEphemeralLocked(channel, user, ts string) *Ephemeral {
+	if ts == "" {
+		return nil
+	}
+	for i := range s.ephemerals {
+		if e := &s.ephemerals[i]; e.Channel == channel && e.User == user && e.TS == ts && !e.Deleted {
+			return e
+		}
+	}
+	return nil
 }
 
 // View is a surface the bot opened, pushed or published.
