@@ -86,6 +86,7 @@ func TestCheck(t *testing.T) {
 	}{
 		{name: "good tentacle", files: goodTentacle(), ok: true, fixtures: 3, passed: 3},
 		{name: "hello-fanout example", files: exampleFiles(t, "hello-fanout"), ok: true, fixtures: 5, passed: 5},
+		{name: "a fixture that only asks the node to succeed", files: with(map[string]string{"tests/fixtures/count.json": `{"input": {"text": "HI"}}`}), ok: true, fixtures: 3, passed: 3},
 		{
 			name:  "malformed YAML",
 			files: with(map[string]string{"workflow.yaml": "name: broken\nversion: \"1.0\"\nnodes:\n  upper:\n    path: ./nodes/upper.ts\n\tcount: x\n"}),

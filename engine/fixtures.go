@@ -56,6 +56,8 @@ func (l *Local) TestNodes(ctx context.Context, node string) ([]TestOutcome, erro
 		switch {
 		case err != nil:
 			o.Problem = "the node failed: " + err.Error()
+		case f.Expected == nil:
+			o.Passed = true // the fixture only asks that the node succeed
 		default:
 			o.Passed, o.Problem = compare(f.Expected, got)
 		}
