@@ -294,15 +294,13 @@ func unjoin(err error) []error {
 // and nil error mean the tentacle's worker would not start, which is
 // reported.
 func (c *checker) open(ctx context.Context, wf *tentacle.Workflow) (*Local, error) {
-	w, err := NewDeno(DenoConfig{Binary: c.bin, Workflow: wf, WorkDir: filepath.Join(c.root, "worker"), Logger: c.opts.Logger})
+	// The sandbox is production's, minus the contract's hosts. The
+	// contract itself stays, so ctx.dependency() answers as in production
+	// and a call fails only when it would go out.
+	w, err := NewDeno(DenoConfig{Binary: c.bin, Workflow: wf, WorkDir: filepath.Join(c.root, "worker"), Logger: c.opts.Logger, NoNetwork: true})
 	if err != nil {
 		return nil, err
 	}
-	// The sandbox is production's, minus the contract's hosts: without
-	// --allow-net Deno refuses every connection. The contract itself stays,
-	// so ctx.dependency() answers as in production and a call fails only
-	// when it would go out.
-	w.args = slices.DeleteFunc(w.args, func(a string) bool { return strings.HasPrefix(a, "--allow-net") })
 	ex, err := NewExecutor(wf, w)
 	if err != nil {
 		w.Close()

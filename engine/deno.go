@@ -47,7 +47,10 @@ type DenoConfig struct {
 	// StartTimeout bounds the worker's start and module loading; zero
 	// means 30 seconds.
 	StartTimeout time.Duration
-	Logger       *slog.Logger
+	// NoNetwork refuses every connection, even to the contract's hosts:
+	// checking a tentacle someone just wrote must not reach anything.
+	NoNetwork bool
+	Logger    *slog.Logger
 }
 
 // Deno runs a tentacle's nodes in one long-lived Deno process, restarted
@@ -140,7 +143,7 @@ func (d *Deno) prepare() error {
 	for _, w := range warnings {
 		d.cfg.Logger.Warn(w, "tentacle", wf.Name)
 	}
-	if len(hosts) > 0 {
+	if len(hosts) > 0 && !d.cfg.NoNetwork {
 		d.args = append(d.args, "--allow-net="+strings.Join(hosts, ","))
 	}
 	d.args = append(d.args, filepath.Join(harness, "harness.ts"), hex.EncodeToString(nonce)+" ")
