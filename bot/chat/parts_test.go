@@ -82,9 +82,9 @@ func TestParseFiles(t *testing.T) {
 		}
 	}
 	for answer, want := range map[string]string{
-		"I can't do that":                         "not the JSON object",
-		`{"files": {"workflow.yaml": 1}}`:         "not valid JSON",
-		`{"files": {"nodes/a.ts": "x"}}`:          "no workflow.yaml",
+		"I can't do that":                                        "not the JSON object",
+		`{"files": {"workflow.yaml": 1}}`:                        "not valid JSON",
+		`{"files": {"nodes/a.ts": "x"}}`:                         "no workflow.yaml",
 		`{"files": {"workflow.yaml": "", "../etc/passwd": "x"}}`: "plain relative path",
 		`{"files": {"workflow.yaml": "", "/abs.ts": "x"}}`:       "plain relative path",
 		`{"files": {"workflow.yaml": "", "nodes//a.ts": "x"}}`:   "plain relative path",
@@ -113,9 +113,9 @@ func TestBound(t *testing.T) {
 func TestPlain(t *testing.T) {
 	for in, want := range map[string]string{
 		"<!channel> look at <https://evil.example|this>": "&lt;!channel&gt; look at &lt;https://evil.example|this&gt;",
-		"Deployed by <@UOWNER> & friends":                 "Deployed by <@UOWNER> &amp; friends",
-		"  *hello-fanout* is running  ":                   "*hello-fanout* is running",
-		"token xoxb-1234567890-abcdefghij":                "token [redacted]",
+		"Deployed by <@UOWNER> & friends":                "Deployed by <@UOWNER> &amp; friends",
+		"  *hello-fanout* is running  ":                  "*hello-fanout* is running",
+		"token xoxb-1234567890-abcdefghij":               "token [redacted]",
 	} {
 		if got := plain(in); got != want {
 			t.Errorf("plain(%q) = %q, want %q", in, got, want)
