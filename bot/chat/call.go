@@ -38,6 +38,9 @@ func (t *turn) call(ctx context.Context, call ToolCall, offered map[string]bool)
 	if note, ok := forThePerson(rep); ok {
 		return "", &outcome{reply: rep, note: note}
 	}
+	// A refusal is private only to spare the channel the noise; a
+	// private answer is the registry saying who may read it.
+	t.private = t.private || rep.Private && !rep.Failed
 	return toolResult(rep), nil
 }
 

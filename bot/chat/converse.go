@@ -71,6 +71,9 @@ type turn struct {
 	req     command.Request
 	enclave string
 	tokens  int
+	// private: a tool's answer was for the person's eyes only (the audit
+	// log, say), so the answer built from it is too.
+	private bool
 }
 
 func (t *turn) answer(ctx context.Context, text string) outcome {
@@ -114,7 +117,7 @@ func (t *turn) answer(ctx context.Context, text string) outcome {
 			if answer == "" {
 				answer = "I don't have an answer to that. Could you say it another way? `/kraken help` lists the commands."
 			}
-			return outcome{reply: command.Reply{Text: answer}, note: answer}
+			return outcome{reply: command.Reply{Text: answer, Private: t.private}, note: answer}
 		}
 		msgs = append(msgs, Message{Role: RoleAssistant, Content: resp.Content, ToolCalls: resp.ToolCalls})
 		for _, call := range resp.ToolCalls {

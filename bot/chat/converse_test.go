@@ -3,8 +3,10 @@ package chat_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -423,4 +425,41 @@ func TestPromptTokens(t *testing.T) {
 	if n > 4000 {
 		t.Errorf("%d tokens before anyone says anything", n)
 	}
+}
+
+// TestPrivateStaysPrivate: an answer built from a reply the registry
+// shows only to the asker (the audit log) is shown only to the asker.
+func TestPrivateStaysPrivate(t *testing.T) {
+	f := newFixture(t, options{})
+	f.llm.CallTools(call("audit", `{}`))
+	f.echo()
+	r := f.say(owner, payments, "", "who changed things here lately?")
+	if !r.Private || !strings.Contains(r.Text, "provision") {
+		t.Errorf("reply %+v", r)
+	}
+	// A refusal doesn't make the next answer private.
+	f.llm.CallTools(call("status", `{"tentacle": "nope"}`))
+	f.echo()
+	if r := f.say(owner, payments, "", "how is nope?"); r.Private {
+		t.Errorf("reply %+v", r)
+	}
+}
+
+// TestConcurrentConversations: one Chat serves many threads at once.
+func TestConcurrentConversations(t *testing.T) {
+	f := newFixture(t, options{})
+	const n = 8
+	for range n {
+		f.llm.Reply("ok")
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r := f.say(member, payments, fmt.Sprintf("th%d", i), "hello there")
+			if r.Text != "ok" {
+				t.Errorf("thread %d: %+v", i, r)
+			}
+		})
+	}
+	wg.Wait()
 }
