@@ -13,6 +13,7 @@ import (
 	"github.com/kraken-ops/kraken/bot/chat"
 	"github.com/kraken-ops/kraken/bot/command"
 	"github.com/kraken-ops/kraken/bot/llmtest"
+	"github.com/kraken-ops/kraken/bot/openai"
 )
 
 const unavailableText = "The AI assistant isn't answering right now. Slash commands still work: `/kraken help`."
@@ -462,4 +463,32 @@ func TestConcurrentConversations(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// roleRegistry is a registry that can name the person's role, which the
+// system prompt then states.
+type roleRegistry struct {
+	*command.Registry
+	role string
+}
+
+func (r roleRegistry) Role(context.Context, command.Request) (string, error) { return r.role, nil }
+
+func TestSystemPromptStatesTheRole(t *testing.T) {
+	f := newFixture(t, options{})
+	model, err := openai.New(openai.Config{BaseURL: f.llm.BaseURL(), Model: "m", HTTPClient: f.llm.Client(), Retries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for role, want := range map[string]string{"owner": "the owner of this enclave", "member": "a member of this enclave", "": "someone in this channel; what they may do here is exactly what your tools do"} {
+		c, err := chat.New(chat.Config{Model: model, Registry: roleRegistry{f.reg, role}, Store: f.db, Now: f.clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.llm.Reply("Hi.")
+		c.Converse(context.Background(), command.Request{Actor: member, Channel: payments, Text: "who am I here?"})
+		if sys := f.llm.LastRequest().System(); !strings.Contains(sys, "The person writing to you is "+want) {
+			t.Errorf("role %q: system prompt %q", role, sys)
+		}
+	}
 }
