@@ -35,6 +35,23 @@ func (r *Registry) EnclaveName(ctx context.Context, req Request) (string, error)
 	return e.Name, nil
 }
 
+// Role is what req's actor is to req's channel's enclave: "owner",
+// "member" or "other"; "" when the channel has none.
+func (r *Registry) Role(ctx context.Context, req Request) (string, error) {
+	e, err := r.enclaves.ByChannel(ctx, req.Channel)
+	if errors.Is(err, enclave.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	role := enclave.AccessOf(e).Role(req.Actor)
+	if role == enclave.RoleNone {
+		return "", nil
+	}
+	return role.String(), nil
+}
+
 // SetChat sets what answers a request whose first word is not a verb.
 // Without one, such a request gets a short help reply. Call it before
 // the registry takes requests.

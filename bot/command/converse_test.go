@@ -58,7 +58,15 @@ func TestToolsFollowRights(t *testing.T) {
 	if got := names("UOWNER"); !slices.Contains(got, "provision") || slices.Contains(got, "deploy") {
 		t.Errorf("tools before provision: %v", got)
 	}
+	if role, err := f.reg.Role(ctx, req("UOWNER")); role != "" || err != nil {
+		t.Errorf("role before provision: %q %v", role, err)
+	}
 	f.provisioned()
+	for who, want := range map[string]string{"UOWNER": "owner", "UMEMBER": "member", "UOTHER": "other"} {
+		if role, err := f.reg.Role(ctx, req(who)); role != want || err != nil {
+			t.Errorf("Role(%s) = %q, %v", who, role, err)
+		}
+	}
 	f.ok(owner, "mode team-run")
 	owns, member, outsider := names("UOWNER"), names("UMEMBER"), names("UOTHER")
 	for _, want := range []string{"deploy", "run", "mode", "deprovision", "audit"} {
