@@ -53,7 +53,9 @@ func parseCommandBody(body []byte) (inbound, error) {
 
 // handleCommand is the second half of a slash command: the registry's
 // answer goes back through the response_url when only the asker should
-// see it, and into the channel otherwise.
+// see it, and into the channel otherwise. Plain words (not a verb) go to
+// the conversation loop: the asker sees "Thinking…" at once, replaced by
+// the answer.
 func (a *App) handleCommand(ctx context.Context, cmds Commands, body []byte) error {
 	v, err := url.ParseQuery(string(body))
 	if err != nil {
@@ -61,14 +63,30 @@ func (a *App) handleCommand(ctx context.Context, cmds Commands, body []byte) err
 	}
 	c := slashOf(v)
 	ctx = withLog(ctx, a.logOf(ctx).With("channel", c.ChannelID, "user", c.UserID))
+	text := strings.TrimSpace(c.Text)
+	// Never direct, even in a D… channel: a slash command also works in
+	// people's direct messages with each other, where the bot is not.
+	t := target{channel: c.ChannelID, user: c.UserID, responseURL: c.ResponseURL}
+	verb, _, _ := strings.Cut(text, " ")
+	if verb == "" {
+		verb = "help"
+	}
+	// Only the verb: the rest of a command line may carry input nobody
+	// else should read.
+	t.asked = fmt.Sprintf("<@%s> used `%s %s`", c.UserID, commandName(c.Command), verb)
 
-	// Tell the asker something is happening if the work is slow; the
-	// acknowledgement itself said nothing. The lock keeps the notice from
-	// arriving after the answer.
+	var ph placeholder
 	var notice sync.Mutex
 	answered := false
-	if a.cfg.WorkingAfter > 0 && c.ResponseURL != "" {
-		t := time.AfterFunc(a.cfg.WorkingAfter, func() {
+	if !cmds.IsCommand(text) {
+		// Not even the first word: plain words may hold anything.
+		t.asked = fmt.Sprintf("<@%s> asked me with `%s`", c.UserID, commandName(c.Command))
+		ph = a.thinking(ctx, t)
+	} else if a.cfg.WorkingAfter > 0 && c.ResponseURL != "" {
+		// Tell the asker something is happening if the work is slow; the
+		// acknowledgement itself said nothing. The lock keeps the notice
+		// from arriving after the answer.
+		timer := time.AfterFunc(a.cfg.WorkingAfter, func() {
 			notice.Lock()
 			defer notice.Unlock()
 			if answered {
@@ -78,7 +96,7 @@ func (a *App) handleCommand(ctx context.Context, cmds Commands, body []byte) err
 				a.logOf(ctx).Debug("working notice not sent", "err", err)
 			}
 		})
-		defer t.Stop()
+		defer timer.Stop()
 	}
 
 	name := c.ChannelName
@@ -92,23 +110,14 @@ func (a *App) handleCommand(ctx context.Context, cmds Commands, body []byte) err
 		ActorEmail: a.userEmail(ctx, c.UserID),
 		Via:        command.ViaSlack,
 		Channel:    enclave.Channel{TeamID: c.TeamID, ID: c.ChannelID, Name: name},
-		Text:       strings.TrimSpace(c.Text),
+		Text:       text,
 		Files:      a.recentFiles(ctx, c.TeamID, c.ChannelID),
 	}
 	rep := cmds.Do(ctx, req)
 	notice.Lock()
 	answered = true
 	notice.Unlock()
-	verb, _, _ := strings.Cut(req.Text, " ")
-	if verb == "" {
-		verb = "help"
-	}
-	return a.deliver(ctx, target{
-		channel: c.ChannelID, user: c.UserID, responseURL: c.ResponseURL,
-		// Only the verb: the rest of a command line may carry input
-		// nobody else should read.
-		asked: fmt.Sprintf("<@%s> used `%s %s`", c.UserID, commandName(c.Command), verb),
-	}, rep)
+	return a.finish(ctx, t, ph, rep)
 }
 
 func commandName(c string) string {

@@ -1,6 +1,7 @@
 package slack
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,6 +54,8 @@ type event struct {
 	TS       string          `json:"ts"`
 	ThreadTS string          `json:"thread_ts"`
 	Tab      string          `json:"tab"`
+	// ChannelType is "im" for a direct message to the bot.
+	ChannelType string `json:"channel_type"`
 	// file_shared
 	FileID    string `json:"file_id"`
 	UserID    string `json:"user_id"`
@@ -101,13 +104,18 @@ var channelEvents = map[string]command.ChannelEventKind{
 
 // wanted says whether the bot acts on an event at all. Everything else
 // (most messages in a busy channel, its own pictures) is acknowledged
-// without being written down. bot is the bot's user id, when known.
-func (e event) wanted(bot string) bool {
+// without being written down. bot is the bot's user id, when known;
+// inThread says whether the bot takes part in a channel's thread.
+func (e event) wanted(bot string, inThread func(channel, ts string) bool) bool {
 	switch e.Type {
 	case "app_mention":
 		return e.BotID == ""
 	case "message":
-		return e.BotID == "" && len(e.Files) > 0
+		if e.BotID == "" && len(e.Files) > 0 {
+			return true // a file to remember, if nothing more
+		}
+		ch, _ := e.channel()
+		return e.toBot(bot) && (e.direct() || inThread(ch, e.ThreadTS))
 	case "file_shared":
 		return e.FileID != "" && (bot == "" || e.UserID != bot)
 	case "app_home_opened":
@@ -119,8 +127,33 @@ func (e event) wanted(bot string) bool {
 	return ok
 }
 
-// parseEventBody reads an Events API request.
-func parseEventBody(body []byte) (inbound, error) {
+// direct says whether a message is in a person's direct conversation
+// with the bot.
+func (e event) direct() bool { return e.ChannelType == "im" }
+
+// toBot says whether a message may be words said to the bot: a person's
+// (not the bot's own, nor another bot's: two bots answering each other
+// would never stop), new (not an edit or a deletion), with something to
+// say, and either direct or a reply in a thread. In a channel, a message
+// that mentions the bot is left to its app_mention event, which Slack
+// sends as well.
+func (e event) toBot(bot string) bool {
+	switch {
+	case e.Type != "message" || e.BotID != "" || e.User == "" || e.User == bot:
+		return false
+	case e.Subtype != "" && e.Subtype != "file_share" && e.Subtype != "thread_broadcast":
+		return false
+	case strings.TrimSpace(e.Text) == "":
+		return false
+	case e.direct():
+		return true
+	}
+	return e.ThreadTS != "" && e.ThreadTS != e.TS && (bot == "" || !strings.Contains(e.Text, "<@"+bot))
+}
+
+// parseEventBody reads an Events API request. A thread reply is written
+// down only when the bot is in the thread, which takes one read.
+func (a *App) parseEventBody(ctx context.Context, body []byte) (inbound, error) {
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
 		return inbound{}, fmt.Errorf("events: %w", err)
@@ -139,7 +172,8 @@ func parseEventBody(body []byte) (inbound, error) {
 	if err := json.Unmarshal(env.Event, &ev); err != nil {
 		return inbound{}, fmt.Errorf("event: %w", err)
 	}
-	if !ev.wanted(env.botUser()) {
+	inThread := func(ch, ts string) bool { return a.inThread(ctx, ch, ts) }
+	if !ev.wanted(env.botUser(), inThread) {
 		return inbound{kind: kindEvent}, nil
 	}
 	if env.EventID == "" {
@@ -176,7 +210,7 @@ func (a *App) handleEvent(ctx context.Context, cmds Commands, body []byte) error
 		for _, f := range ev.Files {
 			a.rememberFile(ctx, team, chID, sharedFile{ID: f.ID, Name: f.Name, Size: f.Size, SharedBy: f.User, Shared: unix(f.Created)})
 		}
-		return nil
+		return a.message(ctx, cmds, team, chID, ev)
 	case "file_shared":
 		return a.fileShared(ctx, team, ev)
 	case "app_home_opened":
@@ -216,24 +250,74 @@ func (a *App) handleEvent(ctx context.Context, cmds Commands, body []byte) error
 	return a.posts(ctx, cmds.ChannelEvent(ctx, ce))
 }
 
-// mention runs "@kraken <command>" and answers where it was asked: in
-// the thread, when the mention was in one.
+// mention answers "@kraken <words>" in a thread: the one it was in, or
+// one under it, so the conversation that may follow stays together. The
+// bot is in that thread from now on.
 func (a *App) mention(ctx context.Context, cmds Commands, team, chID string, ev event) error {
 	bot, err := a.botUser(ctx)
 	if err != nil {
 		return fmt.Errorf("who am I: %w", err)
 	}
-	ch := enclave.Channel{TeamID: team, ID: chID, Name: a.channelName(ctx, chID)}
+	thread := cmp.Or(ev.ThreadTS, ev.TS)
+	a.rememberThread(ctx, chID, thread)
+	t := target{channel: chID, thread: thread, user: ev.User, direct: strings.HasPrefix(chID, "D")}
+	return a.converse(ctx, cmds, team, t, stripMention(ev.Text, bot))
+}
+
+// message answers a message that was not a mention: a direct message,
+// or a reply in a thread the bot is in, in an enclave's channel. Other
+// messages only brought files.
+func (a *App) message(ctx context.Context, cmds Commands, team, chID string, ev event) error {
+	bot, err := a.botUser(ctx)
+	if err != nil {
+		return fmt.Errorf("who am I: %w", err)
+	}
+	if !ev.toBot(bot) {
+		return nil
+	}
+	t := target{channel: chID, thread: ev.ThreadTS, user: ev.User, direct: ev.direct()}
+	if !t.direct {
+		if !a.inThread(ctx, chID, ev.ThreadTS) {
+			return nil
+		}
+		// Outside enclaves the bot answers when asked by name, and leaves
+		// people's own threads to them.
+		_, err := cmds.EnclaveName(ctx, command.Request{Channel: enclave.Channel{TeamID: team, ID: chID}})
+		if errors.Is(err, enclave.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			a.logOf(ctx).Warn("enclave of a thread not known; answering anyway", "err", err)
+		}
+		a.rememberThread(ctx, chID, ev.ThreadTS)
+	}
+	return a.converse(ctx, cmds, team, t, stripMention(ev.Text, bot))
+}
+
+// converse answers words a person said to the bot in a conversation (a
+// mention, a thread reply, a direct message). Plain words go to the
+// conversation loop, which takes seconds: a placeholder says the bot is
+// on it before anything else is looked up, and the answer replaces it.
+func (a *App) converse(ctx context.Context, cmds Commands, team string, t target, text string) error {
+	var ph placeholder
+	if !cmds.IsCommand(text) {
+		ph = a.thinking(ctx, t)
+	}
+	ch := enclave.Channel{TeamID: team, ID: t.channel}
+	if !t.direct {
+		ch.Name = a.channelName(ctx, t.channel)
+	}
 	req := command.Request{
-		Actor:      enclave.Principal{TeamID: team, UserID: ev.User},
-		ActorEmail: a.userEmail(ctx, ev.User),
+		Actor:      enclave.Principal{TeamID: team, UserID: t.user},
+		ActorEmail: a.userEmail(ctx, t.user),
 		Via:        command.ViaSlack,
 		Channel:    ch,
-		Text:       stripMention(ev.Text, bot),
-		Files:      a.recentFiles(ctx, team, chID),
+		Thread:     t.thread,
+		Text:       text,
+		Files:      a.recentFiles(ctx, team, t.channel),
 	}
 	rep := cmds.Do(ctx, req)
-	return a.deliver(ctx, target{channel: chID, thread: ev.ThreadTS, user: ev.User}, rep)
+	return a.finish(ctx, t, ph, rep)
 }
 
 var mentionRE = regexp.MustCompile(`<@([A-Z0-9]+)(\|[^>]*)?>`)

@@ -214,6 +214,30 @@ type fakeCommands struct {
 	click func(ctx context.Context, k command.Click) command.Reply
 	event func(ctx context.Context, ev command.ChannelEvent) []command.Post
 	home  func(ctx context.Context, who enclave.Principal) (command.Home, error)
+	// isCommand says what is a command; everything is when nil.
+	isCommand func(text string) bool
+	// enclaves names the channels that have an enclave; every channel
+	// has one when nil.
+	enclaves map[string]string
+}
+
+func (f *fakeCommands) IsCommand(text string) bool {
+	f.mu.Lock()
+	is := f.isCommand
+	f.mu.Unlock()
+	return is == nil || is(text)
+}
+
+func (f *fakeCommands) EnclaveName(_ context.Context, req command.Request) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.enclaves == nil {
+		return "enclave-" + req.Channel.ID, nil
+	}
+	if name, ok := f.enclaves[req.Channel.ID]; ok {
+		return name, nil
+	}
+	return "", enclave.ErrNotFound
 }
 
 func (f *fakeCommands) Do(ctx context.Context, req command.Request) command.Reply {

@@ -72,7 +72,7 @@ type inbound struct {
 }
 
 func (a *App) serveEvents(w http.ResponseWriter, r *http.Request) {
-	a.serve(w, r, kindEvent, func(body []byte) (inbound, error) { return parseEventBody(body) })
+	a.serve(w, r, kindEvent, func(body []byte) (inbound, error) { return a.parseEventBody(r.Context(), body) })
 }
 
 func (a *App) serveCommands(w http.ResponseWriter, r *http.Request) {

@@ -249,4 +249,5 @@ func (a *App) prune(ctx context.Context) {
 	if n > 0 {
 		a.log.Debug("old request ids pruned", "count", n)
 	}
+	a.pruneThreads(ctx, time.Now())
 }

@@ -12,6 +12,13 @@
 // claimed but never marked done (the process died in between) is run
 // again by the next Run.
 //
+// People talk to the bot by mentioning it, by replying in a thread it is
+// in (one it was mentioned in, or under one of its posts, in an
+// enclave's channel), in a direct message, and with /kraken. Words that
+// are not a command go to the registry's conversation loop, which takes
+// seconds: the bot shows "Thinking…" first and puts the answer in its
+// place.
+//
 // The wiring, when the registry needs the App as its channels:
 //
 //	app, err := slack.New(slack.Config{BotToken: ..., SigningSecret: ..., Store: db})
@@ -43,6 +50,14 @@ type Commands interface {
 	Click(ctx context.Context, k command.Click) command.Reply
 	ChannelEvent(ctx context.Context, ev command.ChannelEvent) []command.Post
 	Home(ctx context.Context, who enclave.Principal) (command.Home, error)
+	// IsCommand says whether text starts with a verb; anything else goes
+	// to the conversation loop, which is slow, so the transport shows a
+	// placeholder at once.
+	IsCommand(text string) bool
+	// EnclaveName is the enclave of req's channel, enclave.ErrNotFound
+	// when it has none: a thread reply is only taken as words to the bot
+	// in an enclave's channel.
+	EnclaveName(ctx context.Context, req command.Request) (string, error)
 }
 
 // Config configures an App.
@@ -87,6 +102,7 @@ type App struct {
 	apiURL   string
 	mux      *http.ServeMux
 	files    *store.Bucket[sharedFile]
+	threads  *store.Bucket[thread]
 	queue    chan work
 	ready    chan struct{} // closed once Run has replayed what was pending
 	stopped  chan struct{} // closed when Run returns
@@ -141,6 +157,7 @@ func New(cfg Config) (*App, error) {
 		log:      cfg.Logger,
 		apiURL:   cfg.APIURL,
 		files:    store.NewBucket[sharedFile](cfg.Store, "slack_files"),
+		threads:  store.NewBucket[thread](cfg.Store, "slack_threads"),
 		queue:    make(chan work, cfg.Workers*queuePerWorker),
 		ready:    make(chan struct{}),
 		stopped:  make(chan struct{}),

@@ -94,7 +94,7 @@ func (a *App) socketRequest(ctx context.Context, sm *socketmode.Client, req sock
 	switch req.Type {
 	case socketmode.RequestTypeEventsAPI:
 		kind = kindEvent
-		in, err = parseEventBody(req.Payload)
+		in, err = a.parseEventBody(ctx, req.Payload)
 	case socketmode.RequestTypeSlashCommands:
 		kind = kindCommand
 		var body []byte

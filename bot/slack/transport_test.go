@@ -408,10 +408,11 @@ func TestMention(t *testing.T) {
 	if reply.Param("thread_ts") != root.TS || reply.Param("text") != "ran status hello <@"+w.bob.ID+">" {
 		t.Errorf("reply = %v", reply.Params)
 	}
+	// A mention outside a thread is answered in a thread under it.
 	private := w.srv.UserMessage(w.ops.ID, w.alice.ID, "", w.srv.BotMention()+" whoami")
 	b.event("", w.srv.AppMentionEvent(private))
 	w.srv.WaitFor(t, "chat.postEphemeral", nil, wait)
-	if es := w.srv.Ephemerals(w.ops.ID, w.alice.ID); len(es) != 1 || es[0].Text != "ran whoami" || es[0].ThreadTS != "" {
+	if es := w.srv.Ephemerals(w.ops.ID, w.alice.ID); len(es) != 1 || es[0].Text != "ran whoami" || es[0].ThreadTS != private.TS {
 		t.Errorf("ephemerals = %+v", es)
 	}
 	// The bot's own messages mentioning itself are not commands.
@@ -421,8 +422,11 @@ func TestMention(t *testing.T) {
 	if n := len(cmds.Requests()); n != 2 {
 		t.Errorf("%d requests, want 2", n)
 	}
-	if got := cmds.Requests()[0]; got.Channel.Name != "ops" || got.ActorEmail != "alice@example.com" {
+	if got := cmds.Requests()[0]; got.Channel.Name != "ops" || got.ActorEmail != "alice@example.com" || got.Thread != root.TS {
 		t.Errorf("request = %+v", got)
+	}
+	if got := cmds.Requests()[1]; got.Thread != private.TS {
+		t.Errorf("thread of a mention outside one = %q, want its own ts %q", got.Thread, private.TS)
 	}
 }
 

@@ -2,6 +2,7 @@ package slack
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -178,11 +179,16 @@ type target struct {
 	responseURL string
 	// asked, when set, says under a public reply who asked for it.
 	asked string
+	// direct: channel is the asker's direct conversation with the bot,
+	// where everything is private already.
+	direct bool
 }
 
 // deliver shows a reply: privately to the asker (through the
-// response_url, or as an ephemeral message), or in the channel.
+// response_url, or as an ephemeral message), or in the channel. A public
+// post starts a thread the bot is in (or continues one).
 func (a *App) deliver(ctx context.Context, t target, rep command.Reply) error {
+	rep = a.prepare(ctx, t, rep)
 	if rep.Private {
 		if rep.Image != nil {
 			// Files cannot be ephemeral; the text says what the picture
@@ -209,10 +215,13 @@ func (a *App) deliver(ctx context.Context, t target, rep command.Reply) error {
 		}
 	}
 	text, blocks := render(rep, t.asked)
-	_, err := call(ctx, a, "chat.postMessage", func(ctx context.Context) (string, error) {
+	ts, err := call(ctx, a, "chat.postMessage", func(ctx context.Context) (string, error) {
 		_, ts, err := a.api.PostMessageContext(ctx, t.channel, messageOptions(text, blocks, t.thread)...)
 		return ts, err
 	})
+	if err == nil {
+		a.rememberThread(ctx, t.channel, cmp.Or(t.thread, ts))
+	}
 	if err != nil && t.responseURL != "" {
 		// Not in the channel, say: the response_url can still post there.
 		a.logOf(ctx).Info("chat.postMessage failed; answering through the response_url", "err", err)
