@@ -66,7 +66,7 @@ func (a *App) handleCommand(ctx context.Context, cmds Commands, body []byte) err
 	text := strings.TrimSpace(c.Text)
 	// Never direct, even in a D… channel: a slash command also works in
 	// people's direct messages with each other, where the bot is not.
-	t := target{channel: c.ChannelID, user: c.UserID, responseURL: c.ResponseURL}
+	t := target{channel: c.ChannelID, user: c.UserID, responseURL: c.ResponseURL, trigger: c.TriggerID}
 	verb, _, _ := strings.Cut(text, " ")
 	if verb == "" {
 		verb = "help"

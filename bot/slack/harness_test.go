@@ -209,6 +209,7 @@ type fakeCommands struct {
 	clicks   []command.Click
 	events   []command.ChannelEvent
 	homes    []enclave.Principal
+	secrets  []command.SecretSubmission
 
 	do    func(ctx context.Context, req command.Request) command.Reply
 	click func(ctx context.Context, k command.Click) command.Reply
@@ -219,6 +220,7 @@ type fakeCommands struct {
 	// enclaves names the channels that have an enclave; every channel
 	// has one when nil.
 	enclaves map[string]string
+	submit   func(ctx context.Context, s command.SecretSubmission) command.Reply
 }
 
 func (f *fakeCommands) IsCommand(text string) bool {
@@ -238,6 +240,23 @@ func (f *fakeCommands) EnclaveName(_ context.Context, req command.Request) (stri
 		return name, nil
 	}
 	return "", enclave.ErrNotFound
+}
+
+func (f *fakeCommands) SubmitSecret(ctx context.Context, s command.SecretSubmission) command.Reply {
+	f.mu.Lock()
+	f.secrets = append(f.secrets, s)
+	submit := f.submit
+	f.mu.Unlock()
+	if submit != nil {
+		return submit(ctx, s)
+	}
+	return command.Reply{Text: "Secret set.", Private: true}
+}
+
+func (f *fakeCommands) Secrets() []command.SecretSubmission {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]command.SecretSubmission(nil), f.secrets...)
 }
 
 func (f *fakeCommands) Do(ctx context.Context, req command.Request) command.Reply {

@@ -90,7 +90,7 @@ func (a *App) serve(w http.ResponseWriter, r *http.Request, kind string, parse f
 	rid := newRequestID()
 	log := a.log.With("rid", rid, "kind", kind)
 	ctx := withLog(r.Context(), log)
-	status := a.serveStatus(ctx, w, r, kind, rid, parse)
+	status := a.serveStatus(ctx, w, r, start, rid, &kind, parse)
 	if status != 0 {
 		w.WriteHeader(status)
 	}
@@ -101,8 +101,9 @@ func (a *App) serve(w http.ResponseWriter, r *http.Request, kind string, parse f
 }
 
 // serveStatus handles the request and returns the status to answer, or 0
-// when it already wrote the response.
-func (a *App) serveStatus(ctx context.Context, w http.ResponseWriter, r *http.Request, kind, rid string, parse func([]byte) (inbound, error)) int {
+// when it already wrote the response. A secret form's submission changes
+// kind to "submissions": its answer waits for the registry.
+func (a *App) serveStatus(ctx context.Context, w http.ResponseWriter, r *http.Request, start time.Time, rid string, kind *string, parse func([]byte) (inbound, error)) int {
 	log := a.logOf(ctx)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
@@ -130,7 +131,8 @@ func (a *App) serveStatus(ctx context.Context, w http.ResponseWriter, r *http.Re
 		return http.StatusOK // nothing the bot acts on
 	}
 	in.job.RID = rid
-	switch adm, err := a.admit(ctx, in.id, in.job); {
+	adm, err := a.admit(ctx, in.id, in.job)
+	switch {
 	case err != nil:
 		log.Error("request not claimed; Slack will retry", "id", in.id, "err", err)
 		return http.StatusInternalServerError
@@ -139,8 +141,22 @@ func (a *App) serveStatus(ctx context.Context, w http.ResponseWriter, r *http.Re
 	case adm == duplicate:
 		a.count("duplicate")
 		log.Debug("duplicate request dropped", "id", in.id)
+	case adm == busy:
+		log.Warn("secret form submitted while the queue is full; asked to submit again", "id", in.id)
 	default:
 		log.Debug("request queued", "id", in.id)
+	}
+	if sub := in.job.Secret; sub != nil {
+		*kind = kindSubmission
+		if answer := awaitSubmission(ctx, sub, adm, start); answer != nil {
+			b, err := json.Marshal(answer)
+			if err != nil {
+				return http.StatusInternalServerError
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(b)
+			return 0
+		}
 	}
 	return http.StatusOK
 }

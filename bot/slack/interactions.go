@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/kraken-ops/kraken/bot/command"
 	"github.com/kraken-ops/kraken/enclave"
@@ -53,6 +54,14 @@ type interaction struct {
 			Value string `json:"value"`
 		} `json:"values"`
 	} `json:"state"`
+	// View is the form submitted, for a view_submission. Its state is
+	// not read here: a secret form's value is taken apart from the rest
+	// (redactSubmission).
+	View struct {
+		ID              string `json:"id"`
+		CallbackID      string `json:"callback_id"`
+		PrivateMetadata string `json:"private_metadata"`
+	} `json:"view"`
 }
 
 // parseInteractionForm reads an interaction posted over HTTP: a form with
@@ -66,7 +75,8 @@ func parseInteractionForm(body []byte) (inbound, error) {
 }
 
 // parseInteraction reads an interaction payload. The bot acts on button
-// presses in messages; anything else is acknowledged and dropped.
+// presses in messages and on its secret form; anything else is
+// acknowledged and dropped.
 func parseInteraction(payload []byte) (inbound, error) {
 	if len(payload) == 0 {
 		return inbound{}, errors.New("interaction without a payload")
@@ -74,6 +84,17 @@ func parseInteraction(payload []byte) (inbound, error) {
 	var ia interaction
 	if err := json.Unmarshal(payload, &ia); err != nil {
 		return inbound{}, fmt.Errorf("interaction: %w", err)
+	}
+	if ia.Type == "view_submission" && ia.View.CallbackID == secretCallback {
+		body, value, err := redactSubmission(payload)
+		if err != nil {
+			return inbound{}, err
+		}
+		id := "interaction:" + ia.TriggerID
+		if ia.TriggerID == "" {
+			id = hashID("interaction", body) // a hash of the value could be guessed back
+		}
+		return inbound{kind: kindInteraction, id: id, job: job{Kind: kindInteraction, Body: body, Secret: newSubmission(value)}}, nil
 	}
 	if ia.Type != "block_actions" || clicked(ia) == "" {
 		return inbound{kind: kindInteraction}, nil
@@ -98,11 +119,15 @@ func clicked(ia interaction) string {
 // handleInteraction is the second half of a button press: the registry
 // decides, and the card shows the outcome. A refusal only the presser
 // should see (someone else's confirmation, a wrong name typed) leaves the
-// card as it was.
-func (a *App) handleInteraction(ctx context.Context, cmds Commands, payload []byte) error {
+// card as it was. A secret form's submission and its button are the
+// transport's own.
+func (a *App) handleInteraction(ctx context.Context, cmds Commands, payload []byte, sub *submission) error {
 	var ia interaction
 	if err := json.Unmarshal(payload, &ia); err != nil {
 		return fmt.Errorf("interaction: %w", err)
+	}
+	if ia.Type == "view_submission" {
+		return a.handleSubmission(withLog(ctx, a.logOf(ctx).With("user", ia.User.ID)), cmds, ia, sub)
 	}
 	team := ia.User.TeamID
 	if team == "" {
@@ -113,6 +138,10 @@ func (a *App) handleInteraction(ctx context.Context, cmds Commands, payload []by
 		chID = ia.Container.ChannelID
 	}
 	ctx = withLog(ctx, a.logOf(ctx).With("channel", chID, "user", ia.User.ID))
+	if form, ok := strings.CutPrefix(clicked(ia), secretButton); ok {
+		// First, before any lookup: the click's trigger_id lasts 3s.
+		return a.openFormFromButton(ctx, ia, chID, form)
+	}
 	name := ia.Channel.Name
 	if name == "" || name == "privategroup" || name == "directmessage" {
 		name = a.channelName(ctx, chID)
@@ -135,8 +164,8 @@ func (a *App) handleInteraction(ctx context.Context, cmds Commands, payload []by
 	rep := cmds.Click(ctx, k)
 
 	thread := ia.Message.ThreadTS
-	if rep.Private {
-		return a.deliver(ctx, target{channel: chID, thread: thread, user: ia.User.ID, responseURL: ia.ResponseURL}, rep)
+	if rep.Private || rep.Secret != nil {
+		return a.deliver(ctx, target{channel: chID, thread: thread, user: ia.User.ID, responseURL: ia.ResponseURL, trigger: ia.TriggerID}, rep)
 	}
 	card := cardUpdate{
 		channel: chID, ts: ia.Container.MessageTS, ephemeral: ia.Container.IsEphemeral,

@@ -7,11 +7,13 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kraken-ops/kraken/bot/command"
 	"github.com/kraken-ops/kraken/bot/slack"
@@ -34,18 +36,26 @@ type kraken struct {
 
 func newKraken(t *testing.T) *kraken {
 	t.Helper()
+	return newKrakenLogging(t, testLogger(t))
+}
+
+// newKrakenLogging is newKraken with every part logging to log.
+func newKrakenLogging(t *testing.T, log *slog.Logger) *kraken {
+	t.Helper()
 	w := newWorkspace(t)
 	db, _ := tempStore(t)
-	rt, err := dev.Open(context.Background(), dev.Options{Dir: t.TempDir(), Logger: testLogger(t)})
+	rt, err := dev.Open(context.Background(), dev.Options{Dir: t.TempDir(), Logger: log})
 	if err != nil {
 		t.Fatalf("the in-process cluster did not open (run `make deno` if Deno is missing): %v", err)
 	}
 	t.Cleanup(func() { rt.Close() })
 	// The registry needs the App for its channels.
-	b := wireBot(t, w.srv, newConfig(t, w.srv, db, nil), func(app *slack.App) {
+	cfg := newConfig(t, w.srv, db, nil)
+	cfg.Logger = log
+	b := wireBot(t, w.srv, cfg, func(app *slack.App) {
 		reg, err := command.New(command.Config{
 			Enclaves: rt.Enclaves(), Tentacles: rt.Tentacles(), Store: db,
-			Channels: app, Examples: os.DirFS(examples), Logger: testLogger(t),
+			Channels: app, Examples: os.DirFS(examples), Logger: log,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -268,6 +278,74 @@ func tarball(t *testing.T, dir, name string) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// deployUploaded has bob share hello-fanout's folder and alice deploy it.
+func (k *kraken) deployUploaded(t *testing.T) (card slacktest.Message) {
+	t.Helper()
+	_, share := k.srv.UploadFile(k.ops.ID, k.bob.ID, "hello-fanout.tar.gz", tarball(t, filepath.Join(examples, "hello-fanout"), "hello-fanout"))
+	k.event("", k.srv.MessageEvent(share))
+	eventually(t, "the upload seen", func() bool { return k.pending() == 0 })
+	k.command(slacktest.SlashCommand{Text: "deploy", UserID: k.alice.ID, ChannelID: k.ops.ID})
+	card = k.lastMessage(t, k.ops.ID, contains("Ready to deploy *hello-fanout*"))
+	k.click(slacktest.BlockAction{UserID: k.alice.ID, ChannelID: k.ops.ID, MessageTS: card.TS, Value: buttonValue(t, card, "Deploy"), Text: "Deploy"})
+	k.lastMessage(t, k.ops.ID, func(m slacktest.Message) bool { return m.TS == card.TS && len(m.Versions) == 1 })
+	return card
+}
+
+// A secret set through the form, with the real registry and cluster:
+// the tentacle gets it; no log line, Slack call or store record has it.
+func TestSetSecretThroughTheForm(t *testing.T) {
+	logger, logs := capturedLogger(t)
+	k := newKrakenLogging(t, logger)
+	k.provision(t)
+	k.deployUploaded(t)
+
+	c := k.command(slacktest.SlashCommand{Text: "secret hello-fanout api_key", UserID: k.alice.ID, ChannelID: k.ops.ID})
+	opened := k.srv.WaitFor(t, "views.open", nil, wait)
+	if opened.Param("trigger_id") != c.TriggerID || !opened.OK() {
+		t.Fatalf("views.open = %v %s", opened.Params, opened.Error)
+	}
+	var modal slacktest.View
+	for _, v := range k.srv.Views(k.alice.ID) {
+		if v.Type == "modal" {
+			modal = v
+		}
+	}
+	if modal.Title != "Secret api_key of hel…" || !strings.Contains(modal.AllText(), "`api_key` of *hello-fanout*") {
+		t.Errorf("modal = %q: %s (Slack allows a 24 character title)", modal.Title, modal.AllText())
+	}
+	w := workspace{srv: k.srv, alice: k.alice, bob: k.bob, ops: k.ops}
+	code, body := k.send("/slack/interactions", k.srv.ViewSubmission(submission(modal, k.alice.ID, theSecret)).Body(), time.Now())
+	if code != 200 || body != `{"response_action":"clear"}` {
+		t.Errorf("answer = %d %s", code, body)
+	}
+	eventually(t, "the outcome told", func() bool {
+		for _, e := range k.srv.Ephemerals(k.ops.ID, k.alice.ID) {
+			if strings.Contains(e.Text, "Secret api_key of *hello-fanout* is set") {
+				return k.pending() == 0
+			}
+		}
+		return false
+	})
+	evs, err := k.rt.Tentacles().Events(context.Background(), "ops", "hello-fanout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := false
+	for _, ev := range evs {
+		set = set || strings.Contains(ev.Message, "secret api_key set by "+k.alice.ID)
+	}
+	if !set {
+		t.Errorf("events = %+v", evs)
+	}
+	// The same form again is refused on the form itself.
+	code, body = k.send("/slack/interactions", k.srv.ViewSubmission(submission(modal, k.alice.ID, theSecret)).Body(), time.Now())
+	if code != 200 || !strings.Contains(body, `"response_action":"errors"`) || !strings.Contains(body, "already used") {
+		t.Errorf("second answer = %d %s", code, body)
+	}
+	eventually(t, "all done", func() bool { return k.pending() == 0 })
+	leaks(t, w, logs, k.db.Path())
 }
 
 // Someone uploads a tentacle's folder and asks to deploy it: the bot

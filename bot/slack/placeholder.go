@@ -76,15 +76,6 @@ func (a *App) finish(ctx context.Context, t target, ph placeholder, rep command.
 	return a.deliver(ctx, t, rep)
 }
 
-// prepare adapts a reply to where it goes: in a direct conversation
-// nothing needs hiding.
-func (a *App) prepare(_ context.Context, t target, rep command.Reply) command.Reply {
-	if t.direct {
-		rep.Private = false
-	}
-	return rep
-}
-
 // postText posts a line of text and returns where it went.
 func (a *App) postText(ctx context.Context, channel, thread, text string) (string, string, error) {
 	type posted struct{ channel, ts string }

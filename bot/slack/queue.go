@@ -24,6 +24,9 @@ const (
 	kindEvent       = "events"
 	kindCommand     = "commands"
 	kindInteraction = "interactions"
+	// kindSubmission is only how Config.Observe names a secret form's
+	// submission; it is stored and handled as an interaction.
+	kindSubmission = "submissions"
 )
 
 // job is a request as the store keeps it until it is done: enough to
@@ -36,6 +39,9 @@ type job struct {
 	Body []byte `json:"body"`
 	// RID is the request id the request was logged under when received.
 	RID string `json:"rid"`
+	// Secret is a secret form's value, in memory only: it is never
+	// stored, so a job replayed from the store has none.
+	Secret *submission `json:"-"`
 }
 
 // work is a queued job with its store id.
@@ -73,6 +79,10 @@ const (
 	admitted admission = iota
 	duplicate
 	notReady
+	// busy: a secret form's submission found the queue full. It is not
+	// left waiting in the store, which would bring it back without its
+	// value; the person submits again.
+	busy
 )
 
 // admit claims a request's id in the store and queues it. Once it returns
@@ -110,6 +120,11 @@ func (a *App) admit(ctx context.Context, id string, j job) (admission, error) {
 	select {
 	case a.queue <- work{id: id, job: j}:
 	default:
+		if j.Secret != nil {
+			a.count("queue_full")
+			a.done(ctx, id)
+			return busy, nil
+		}
 		// Claimed and acknowledged, but the workers are behind: it waits
 		// in the store, and Run queues it when there is room.
 		a.forget(id)
@@ -211,7 +226,7 @@ func (a *App) handle(ctx context.Context, cmds Commands, w work) {
 		case kindCommand:
 			err = a.handleCommand(ctx, cmds, w.job.Body)
 		case kindInteraction:
-			err = a.handleInteraction(ctx, cmds, w.job.Body)
+			err = a.handleInteraction(ctx, cmds, w.job.Body, w.job.Secret)
 		default:
 			err = fmt.Errorf("unknown kind %q", w.job.Kind)
 		}

@@ -17,7 +17,8 @@
 // enclave's channel), in a direct message, and with /kraken. Words that
 // are not a command go to the registry's conversation loop, which takes
 // seconds: the bot shows "Thinking…" first and puts the answer in its
-// place.
+// place. A reply asking for a secret becomes a private form (secret.go);
+// the value never reaches a log, a reply or the store.
 //
 // The wiring, when the registry needs the App as its channels:
 //
@@ -58,6 +59,8 @@ type Commands interface {
 	// when it has none: a thread reply is only taken as words to the bot
 	// in an enclave's channel.
 	EnclaveName(ctx context.Context, req command.Request) (string, error)
+	// SubmitSecret sets the secret a private form asked for.
+	SubmitSecret(ctx context.Context, s command.SecretSubmission) command.Reply
 }
 
 // Config configures an App.
@@ -86,7 +89,9 @@ type Config struct {
 	HTTPClient *http.Client
 
 	// Observe, when set, is told how long each request Slack sent took
-	// to acknowledge, by kind: "events", "commands" or "interactions".
+	// to acknowledge, by kind: "events", "commands", "interactions", or
+	// "submissions" for a secret form, whose answer waits for the
+	// secret to be set (up to submitBudget).
 	Observe func(kind string, ack time.Duration)
 	// Counted, when set, is told of things worth counting: "duplicate"
 	// (a retry dropped), "rejected" (bad signature or timestamp),

@@ -109,16 +109,22 @@ func (a *App) socketRequest(ctx context.Context, sm *socketmode.Client, req sock
 	}
 	log := a.log.With("rid", rid, "kind", kind, "envelope", req.EnvelopeID)
 	ctx = withLog(ctx, log)
-	defer func() { a.observe(kind, time.Since(start)) }()
+	answerLater := false
+	defer func() {
+		if !answerLater {
+			a.observe(kind, time.Since(start))
+		}
+	}()
 	if err != nil {
 		// It will not parse any better next time: acknowledge and drop.
 		log.Warn("request not understood", "err", err)
-		a.ack(ctx, sm, req)
+		a.ack(ctx, sm, req, nil)
 		return
 	}
+	var adm admission
 	if in.id != "" {
 		in.job.RID = rid
-		adm, err := a.admit(ctx, in.id, in.job)
+		adm, err = a.admit(ctx, in.id, in.job)
 		switch {
 		case err != nil:
 			log.Error("request not claimed; Slack will retry", "id", in.id, "err", err)
@@ -128,13 +134,31 @@ func (a *App) socketRequest(ctx context.Context, sm *socketmode.Client, req sock
 		case adm == duplicate:
 			a.count("duplicate")
 			log.Debug("duplicate request dropped", "id", in.id, "retry", req.RetryAttempt)
+		case adm == busy:
+			log.Warn("secret form submitted while the queue is full; asked to submit again", "id", in.id)
 		}
 	}
-	a.ack(ctx, sm, req)
+	if sub := in.job.Secret; sub != nil {
+		// The ack carries the answer, which waits for the registry: not
+		// on the loop that reads every other envelope.
+		answerLater = true
+		go func() {
+			a.ack(ctx, sm, req, awaitSubmission(ctx, sub, adm, start))
+			a.observe(kindSubmission, time.Since(start))
+		}()
+		return
+	}
+	a.ack(ctx, sm, req, nil)
 }
 
-func (a *App) ack(ctx context.Context, sm *socketmode.Client, req socketmode.Request) {
-	if err := sm.AckCtx(ctx, req.EnvelopeID, nil); err != nil {
+// ack acknowledges an envelope, with an answer when there is one: a nil
+// answer sends none (a typed nil would send "null").
+func (a *App) ack(ctx context.Context, sm *socketmode.Client, req socketmode.Request, answer *slackapi.ViewSubmissionResponse) {
+	var payload any
+	if answer != nil {
+		payload = answer
+	}
+	if err := sm.AckCtx(ctx, req.EnvelopeID, payload); err != nil {
 		a.logOf(ctx).Warn("ack not sent", "err", err)
 	}
 }

@@ -182,6 +182,9 @@ type target struct {
 	// direct: channel is the asker's direct conversation with the bot,
 	// where everything is private already.
 	direct bool
+	// trigger is the request's trigger_id, when it had one: a secret
+	// form opens with it.
+	trigger string
 }
 
 // deliver shows a reply: privately to the asker (through the
