@@ -699,13 +699,13 @@ func revisionFiles(cm *corev1.ConfigMap) (map[string][]byte, error) {
 
 // Restart rolls the tentacle's pods with one patch of the pod template.
 // The patch tests the Deployment's labels first, so it never restarts a
-// Deployment that is not the tentacle's.
+// Deployment that is not the tentacle's. The pod template is stamped
+// with the time of the restart, not p.At: two restarts with the same
+// provenance (a caller's, a test's) would leave the template unchanged
+// the second time, and the pods not rolled.
 func (t *Tentacles) Restart(ctx context.Context, enc, name string, p enclave.Provenance) error {
 	op := fmt.Sprintf("restart tentacle %s in enclave %s", name, enc)
-	at := p.At
-	if at.IsZero() {
-		at = time.Now()
-	}
+	at := time.Now()
 	by := cmp.Or(p.Actor, "system")
 	patch, err := json.Marshal([]map[string]string{
 		{"op": "test", "path": "/metadata/labels/" + jsonPointer(LabelManagedBy), "value": ManagedBy},

@@ -754,6 +754,15 @@ func TestLifecycle(t *testing.T) {
 	if pods := h.pods("echo"); len(pods) != 1 || pods[0].Name == before || pods[0].Annotations[AnnotationRestartedAt] == "" {
 		t.Errorf("pods after restart: %v (before %s)", podNames(pods), before)
 	}
+	// Again with the same provenance: the pods roll again all the same.
+	before = h.pods("echo")[0].Name
+	must(t, tc.Restart(ctx, ns, "echo", prov))
+	if _, err = tc.WaitReady(ctx, ns, "echo"); err != nil {
+		t.Fatalf("WaitReady after the second restart: %v", err)
+	}
+	if pods := h.pods("echo"); len(pods) != 1 || pods[0].Name == before {
+		t.Errorf("pods after a second restart with the same provenance: %v (before %s)", podNames(pods), before)
+	}
 
 	list, err := tc.List(ctx, ns)
 	must(t, err)
