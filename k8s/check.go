@@ -127,8 +127,9 @@ var RequiredAccess = []Access{
 	// deploy's revision, Undeploy.
 	{Resource: "configmaps", Verbs: []string{"get", "list", "create", "delete"}, Scope: InEnclave,
 		Why: "tentacle code and revisions"},
-	// get: a tentacle's state, as metadata (never the values); create,
-	// patch: Deploy's apply; delete: Undeploy.
+	// get: a tentacle's state and SetSecret, as metadata (never the
+	// values); create, patch: Deploy's apply, SetSecret's patch of one
+	// key (create when the Secret went missing); delete: Undeploy.
 	{Resource: "secrets", Verbs: []string{"get", "create", "patch", "delete"}, Scope: InEnclave,
 		Why: "tentacle secrets"},
 	// get: a tentacle's state and Run, as metadata; create, patch:
@@ -137,7 +138,7 @@ var RequiredAccess = []Access{
 		Why: "tentacle Services the bot posts runs to"},
 	// get: Status, a tentacle's state, Rollback, Files, Logs; list: List and
 	// WaitReady; watch: WaitReady; create, patch: Deploy's apply, and
-	// patch for Restart; delete: Undeploy.
+	// patch for Restart (and SetSecret's restart); delete: Undeploy.
 	{Group: "apps", Resource: "deployments", Verbs: []string{"get", "list", "watch", "create", "patch", "delete"}, Scope: InEnclave,
 		Why: "tentacle Deployments"},
 	// Events finds the tentacle's ReplicaSets by label.

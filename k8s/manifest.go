@@ -386,10 +386,8 @@ var secretKey = regexp.MustCompile(`^[-_a-zA-Z0-9][-._a-zA-Z0-9]*$`)
 func secretData(secrets map[string]any) (map[string][]byte, error) {
 	out := make(map[string][]byte, len(secrets))
 	for _, k := range slices.Sorted(maps.Keys(secrets)) {
-		if !secretKey.MatchString(k) || len(k) > 253 {
-			// The engine skips hidden files, and Kubernetes allows no
-			// other characters in a Secret key.
-			return nil, fmt.Errorf("secret %q: a secret name must be letters, digits, '-', '_' or '.', not starting with '.'", k)
+		if err := checkSecretKey(k); err != nil {
+			return nil, err
 		}
 		b, err := json.Marshal(secrets[k])
 		if err != nil {

@@ -187,7 +187,9 @@ func TestBotRBACLeastPrivilege(t *testing.T) {
 //   - WaitReady's watch ending (deployments and pods list and watch, as
 //     every WaitReady does);
 //   - Logs of a tentacle with no pod (deployments get, as Status does);
-//   - Rollback to the previous revision with rev 0 (configmaps list).
+//   - Rollback to the previous revision with rev 0 (configmaps list);
+//   - SetSecret making the tentacle's Secret again when it went missing
+//     (secrets create, as Deploy's apply does).
 //
 // A path that needs a verb nothing here uses must be driven here, not
 // let off.
@@ -276,6 +278,8 @@ func TestBotOperationsUnderChartRBAC(t *testing.T) {
 	_, err = tc.Events(ctx, name, tname)
 	step("Events", err)
 	step("Restart", tc.Restart(ctx, name, tname, p))
+	step("SetSecret", tc.SetSecret(ctx, name, tname, "token", "rbac-secret-value", p))
+	step("SetSecret removing it", tc.SetSecret(ctx, name, tname, "token", "", p))
 	rev2, err := tc.Deploy(ctx, name, testBundle(t, tname, "hi"), p)
 	step("Deploy a second revision", err)
 	revs, err := tc.Revisions(ctx, name, tname)
