@@ -1,6 +1,7 @@
 package dev
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kraken-ops/kraken/enclave"
 	"github.com/kraken-ops/kraken/engine"
@@ -38,6 +40,10 @@ var _ tentacle.Cluster = (*Tentacles)(nil)
 type tentacleRecord struct {
 	Name      string
 	Revisions []revisionRecord // newest first
+	// SetSecrets are the secrets last written by SetSecret, sorted: a
+	// deploy with secrets keeps them, as the cluster's field ownership
+	// does (see SetSecret).
+	SetSecrets []string `json:",omitempty"`
 }
 
 type revisionRecord struct {
@@ -74,8 +80,11 @@ func secretsPath(tdir string) string { return filepath.Join(tdir, "secrets") }
 // Deploy makes b the tentacle's new revision in the enclave and retires
 // the worker of the one before; the next run starts a worker for it.
 // Every deploy makes a revision, even of files already deployed, as in
-// the cluster. Secrets replace the tentacle's secrets when b has them
-// (an empty map removes them all) and are kept when b.Secrets is nil.
+// the cluster. The tentacle's secrets are kept when b.Secrets is nil (a
+// deploy from Slack, a rollback). Otherwise b's secrets replace those
+// deploys set (an empty map removes them all), and the ones last set
+// with SetSecret stay unless b sets them too, as in the cluster: b taking
+// one over when it gives it another value, sharing it when the same.
 //
 // Whether the enclave takes deploys (frozen, rights) is the caller's
 // decision; the enclave must exist and not be terminating
@@ -122,6 +131,9 @@ func (t *Tentacles) deploy(ctx context.Context, enc string, b *tentacle.Bundle, 
 		return tentacle.Revision{}, fmt.Errorf("%s: %w", op, err)
 	}
 	if secrets != nil {
+		if secrets, rec.SetSecrets, err = keepSetSecrets(tdir, secrets, rec.SetSecrets); err != nil {
+			return tentacle.Revision{}, fmt.Errorf("%s: %w", op, err)
+		}
 		if err := writeSecrets(tdir, secrets); err != nil {
 			return tentacle.Revision{}, fmt.Errorf("%s: %w", op, err)
 		}
@@ -204,10 +216,9 @@ func checkBundle(b *tentacle.Bundle) (map[string][]byte, error) {
 		return nil, nil
 	}
 	out := make(map[string][]byte, len(b.Secrets))
-	total := 0
 	for _, k := range slices.Sorted(maps.Keys(b.Secrets)) {
-		if !secretKey.MatchString(k) || len(k) > 253 {
-			return nil, fmt.Errorf("secret %q: a secret name must be letters, digits, '-', '_' or '.', not starting with '.'", k)
+		if err := checkSecretKey(k); err != nil {
+			return nil, err
 		}
 		data, err := json.Marshal(b.Secrets[k])
 		if err != nil {
@@ -215,12 +226,203 @@ func checkBundle(b *tentacle.Bundle) (map[string][]byte, error) {
 			return nil, fmt.Errorf("secret %q cannot be encoded as JSON", k)
 		}
 		out[k] = data
+	}
+	if err := checkSecretsSize(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkSecretsSize refuses a set of secrets bigger than a Secret holds.
+func checkSecretsSize(secrets map[string][]byte) error {
+	total := 0
+	for k, data := range secrets {
 		total += len(k) + len(data)
 	}
 	if total > tentacle.MaxSecretSize {
-		return nil, fmt.Errorf("%w: its secrets add up to %d bytes, more than the %d a tentacle may have", tentacle.ErrTooLarge, total, tentacle.MaxSecretSize)
+		return fmt.Errorf("%w: its secrets add up to %d bytes, more than the %d a tentacle may have", tentacle.ErrTooLarge, total, tentacle.MaxSecretSize)
+	}
+	return nil
+}
+
+// keepSetSecrets adds to a deploy's secrets those last set with
+// SetSecret (set, sorted) that the deploy does not set, and returns them
+// with the ones still SetSecret's: a deploy that sets one to another
+// value takes it over. r.mu must be held.
+func keepSetSecrets(tdir string, secrets map[string][]byte, set []string) (map[string][]byte, []string, error) {
+	if len(set) == 0 {
+		return secrets, nil, nil
+	}
+	current, err := readSecrets(tdir)
+	if err != nil {
+		return nil, nil, err
+	}
+	secrets = maps.Clone(secrets)
+	var still []string
+	for _, k := range set {
+		cur, ok := current[k]
+		switch data, deployed := secrets[k]; {
+		case !ok:
+			// Gone: nothing to keep.
+		case !deployed:
+			secrets[k] = cur
+			still = append(still, k)
+		case bytes.Equal(data, cur):
+			still = append(still, k)
+		}
+	}
+	if err := checkSecretsSize(secrets); err != nil {
+		return nil, nil, fmt.Errorf("%w (with the secrets set one by one, which it keeps)", err)
+	}
+	return secrets, still, nil
+}
+
+// readSecrets reads the tentacle's secrets as written: name to file
+// content. None when there are none.
+func readSecrets(tdir string) (map[string][]byte, error) {
+	dir := secretsPath(tdir)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string][]byte{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(entries))
+	for _, e := range entries {
+		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		out[e.Name()] = data
 	}
 	return out, nil
+}
+
+// maxSecretValue bounds the value SetSecret writes.
+const maxSecretValue = 64 << 10
+
+// maxSecretKey bounds a secret's name, as Kubernetes bounds a Secret's
+// keys.
+const maxSecretKey = 253
+
+// checkSecretKey refuses a name a tentacle's secret cannot have: the
+// engine skips hidden files, and Kubernetes allows no other characters
+// in a Secret's key (so no path separators either). The same rule and
+// message as the k8s package's.
+func checkSecretKey(key string) error {
+	if len(key) <= maxSecretKey && secretKey.MatchString(key) {
+		return nil
+	}
+	shown := key
+	if len(shown) > 64 {
+		shown = shown[:64] + "..."
+	}
+	return fmt.Errorf("secret %q: a secret name must be letters, digits, '-', '_' or '.', not starting with '.', at most %d characters", shown, maxSecretKey)
+}
+
+// checkSecretValue refuses a value SetSecret does not store: too big, or
+// not text (JSON would change it). The error never holds the value.
+func checkSecretValue(value string) error {
+	if len(value) > maxSecretValue {
+		return fmt.Errorf("%w: the value has %d bytes; a secret set on its own may have at most %d KiB", tentacle.ErrTooLarge, len(value), maxSecretValue>>10)
+	}
+	if !utf8.ValidString(value) {
+		return errors.New("the value is not UTF-8 text")
+	}
+	return nil
+}
+
+// SetSecret sets one secret of a deployed tentacle, or removes it when
+// value is empty, keeping the others, and retires the tentacle's worker
+// so that the next run starts one that reads the change. The value is
+// stored as a deploy stores a string secret, as JSON, so the nodes see
+// ctx.secrets[key] === value; it is never logged (the log and the event
+// name the key only).
+//
+// As in the cluster, a secret written here stays through deploys without
+// secrets and rollbacks, and through deploys with secrets that do not
+// set it (see Deploy). The key must be a name Deploy accepts (letters,
+// digits, '-', '_', '.', not starting with '.', at most 253 characters),
+// the value UTF-8 of at most 64 KiB (tentacle.ErrTooLarge);
+// tentacle.ErrNotDeployed when there is no such tentacle.
+func (t *Tentacles) SetSecret(ctx context.Context, enc, name, secret, value string, p enclave.Provenance) error {
+	op := fmt.Sprintf("set a secret of tentacle %s in enclave %s", name, enc)
+	if err := checkSecretKey(secret); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	removing := value == ""
+	if removing {
+		op = fmt.Sprintf("remove secret %s of tentacle %s in enclave %s", secret, name, enc)
+	} else {
+		op = fmt.Sprintf("set secret %s of tentacle %s in enclave %s", secret, name, enc)
+	}
+	if err := checkSecretValue(value); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	r := t.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec, err := r.readTentacle(enc, name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	tdir := r.tentacleDir(enc, name)
+	secrets, err := readSecrets(tdir)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	set := rec.SetSecrets
+	cur, had := secrets[secret]
+	changed := false
+	if removing {
+		if had {
+			delete(secrets, secret)
+			changed = true
+		}
+		set = slices.DeleteFunc(slices.Clone(set), func(k string) bool { return k == secret })
+	} else if data, _ := json.Marshal(value); !had || !bytes.Equal(cur, data) {
+		// Only a change makes it SetSecret's, as only a change moves a
+		// field's ownership in the cluster.
+		secrets[secret] = data
+		changed = true
+		if !slices.Contains(set, secret) {
+			set = append(slices.Clone(set), secret)
+			slices.Sort(set)
+		}
+	}
+	if changed {
+		if err := checkSecretsSize(secrets); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		if err := writeSecrets(tdir, secrets); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	if !slices.Equal(set, rec.SetSecrets) {
+		rec.SetSecrets = set
+		if err := r.writeTentacle(enc, rec); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	k := key{enc, name}
+	r.retire(k)
+	by := cmp.Or(p.Actor, "system")
+	live := r.liveOf(k)
+	live.lastError = ""
+	if removing {
+		live.event(false, "SecretRemoved", fmt.Sprintf("secret %s removed by %s; restarted", secret, by))
+	} else {
+		live.event(false, "SecretSet", fmt.Sprintf("secret %s set by %s; restarted", secret, by))
+	}
+	r.log.Info("tentacle secret changed", "enclave", enc, "tentacle", name, "secret", secret, "removed", removing, "by", by)
+	return nil
 }
 
 // writeRevision writes revision n's files to a temporary directory,
