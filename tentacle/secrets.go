@@ -66,7 +66,10 @@ func LookupSecret(secrets map[string]any, ref string) (string, bool) {
 	}
 	m, ok := secrets[name].(map[string]any)
 	if !ok {
-		return "", false
+		// A secret set on its own under the ref's full name ("weather.token",
+		// as /kraken secret sets one) answers the ref too.
+		v, ok := secrets[ref].(string)
+		return v, ok && v != ""
 	}
 	switch v := m[key].(type) {
 	case nil:

@@ -15,11 +15,12 @@ func TestLoadSecretsCascade(t *testing.T) {
 	dir := t.TempDir()
 	mounted := t.TempDir()
 	writeTree(t, mounted, map[string]string{
-		"github":   "from-mount",
-		"slack":    `{"token": "mount-slack"}`,
-		"mounted":  "only-here",
-		".hidden":  "never",
-		"sub/file": "never",
+		"github":    "from-mount",
+		"slack":     `{"token": "mount-slack"}`,
+		"mounted":   "only-here",
+		"svc.token": `"set-alone"`,
+		".hidden":   "never",
+		"sub/file":  "never",
 	})
 	writeTree(t, dir, map[string]string{
 		".secrets.yaml":  "slack:\n  token: yaml-slack\npg:\n  password: yaml-pg\nnested:\n  port: 5432\n",
@@ -31,12 +32,13 @@ func TestLoadSecretsCascade(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{
-		"github":  map[string]any{"value": "from-mount"},
-		"mounted": map[string]any{"value": "only-here"},
-		"slack":   map[string]any{"token": "dir-slack", "id": json.Number("12345678901234567890")},
-		"pg":      map[string]any{"password": "yaml-pg"},
-		"nested":  map[string]any{"port": 5432},
-		"api":     map[string]any{"value": "dir-api"},
+		"github":    map[string]any{"value": "from-mount"},
+		"mounted":   map[string]any{"value": "only-here"},
+		"slack":     map[string]any{"token": "dir-slack", "id": json.Number("12345678901234567890")},
+		"pg":        map[string]any{"password": "yaml-pg"},
+		"nested":    map[string]any{"port": 5432},
+		"api":       map[string]any{"value": "dir-api"},
+		"svc.token": "set-alone",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("secrets:\n got  %#v\n want %#v", got, want)
@@ -54,6 +56,8 @@ func TestLoadSecretsCascade(t *testing.T) {
 		{"nobody.value", "", false},
 		{"slack", "", false},
 		{".token", "", false},
+		// A secret set on its own under a ref's full name answers it.
+		{"svc.token", "set-alone", true},
 	}
 	for _, l := range lookups {
 		if v, ok := LookupSecret(got, l.ref); v != l.want || ok != l.ok {
