@@ -163,6 +163,12 @@ func TestSecretForm(t *testing.T) {
 	if got := f.reg.SubmitSecret(ctx, command.SecretSubmission{Actor: other, Token: r.Secret.Token, Value: "s3cr3t"}); !got.Failed {
 		t.Errorf("someone else submitted the form: %+v", got)
 	}
+	// A submission that sets nothing leaves the form usable.
+	f.confirmed(owner, "undeploy hello-fanout", "")
+	if got := f.reg.SubmitSecret(ctx, command.SecretSubmission{Actor: member, Token: r.Secret.Token, Value: "s3cr3t"}); !got.Failed {
+		t.Fatalf("a secret set on an undeployed tentacle: %+v", got)
+	}
+	f.confirmed(owner, "deploy hello-fanout", "")
 	got := f.reg.SubmitSecret(ctx, command.SecretSubmission{Actor: member, Token: r.Secret.Token, Value: "s3cr3t"})
 	if got.Failed || strings.Contains(got.Text, "s3cr3t") {
 		t.Fatalf("submit: %+v", got)

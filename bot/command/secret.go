@@ -13,7 +13,7 @@ import (
 
 // secretKey is what a secret may be called: a file name in the
 // tentacle's secrets mount.
-var secretKey = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$`)
+var secretKey = regexp.MustCompile(`^[-_a-zA-Z0-9][-._a-zA-Z0-9]{0,252}$`)
 
 // maxSecretValue bounds a secret typed into the form.
 const maxSecretValue = 64 << 10
@@ -100,7 +100,17 @@ func (r *Registry) SubmitSecret(ctx context.Context, s SecretSubmission) Reply {
 	case err != nil:
 		return private(failed("I couldn't read that form. Ask again."))
 	}
-	defer func() { _ = r.pending.Delete(context.WithoutCancel(ctx), s.Token) }()
 	req := Request{Actor: p.Actor, ActorEmail: p.ActorEmail, Via: p.Via, Channel: p.Channel, Enclave: p.Enclave, Text: "secret " + p.Text}
-	return r.dispatch(ctx, &call{req: req, verb: r.byName["secret"], rest: p.Text, args: fields(p.Text), pending: &p, secret: s.Value})
+	rep := r.dispatch(ctx, &call{req: req, verb: r.byName["secret"], rest: p.Text, args: fields(p.Text), pending: &p, secret: s.Value})
+	bg := context.WithoutCancel(ctx)
+	if rep.Failed {
+		// Nothing was set: the same form may be tried again until it
+		// expires.
+		p.Used = false
+		if err := r.pending.Put(bg, s.Token, p); err == nil {
+			return rep
+		}
+	}
+	_ = r.pending.Delete(bg, s.Token)
+	return rep
 }

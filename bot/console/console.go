@@ -34,6 +34,7 @@ type Commands interface {
 	Click(ctx context.Context, k command.Click) command.Reply
 	ChannelEvent(ctx context.Context, ev command.ChannelEvent) []command.Post
 	Commands() []command.Command
+	SubmitSecret(ctx context.Context, s command.SecretSubmission) command.Reply
 }
 
 // Config wires a Console.
@@ -71,6 +72,8 @@ type Console struct {
 	// scroll back so far.
 	buttons []command.Button
 	confirm *command.Confirm
+	// secret is the last secret form, for !secret.
+	secret *command.SecretForm
 }
 
 // New makes a Console.
@@ -250,6 +253,9 @@ func (c *Console) show(b *strings.Builder, rep command.Reply) {
 	if rep.Confirm != nil {
 		c.confirm = rep.Confirm
 	}
+	if rep.Secret != nil {
+		c.secret = rep.Secret
+	}
 }
 
 // posts shows what the bot said on its own after a channel event.
@@ -280,6 +286,7 @@ const help = `The console is one Slack channel on this machine. Type:
   !click N            press button N of the bot's last card
   !confirm [name]     confirm the bot's last confirmation card (the name when it asks for one)
   !cancel             cancel it
+  !secret VALUE       fill in the bot's last secret form (in Slack a private form; here, this line)
   !upload PATH        share a tentacle folder (packed as .tar.gz), or a .tar.gz/.zip, in the channel;
                       then /kraken deploy deploys it
   !as @person         act as someone else, to try who may do what (!as alone: yourself again)
@@ -446,6 +453,14 @@ func (c *Console) bang(ctx context.Context, b *strings.Builder, name, arg string
 		if rep := c.click(ctx, b, value, arg); !rep.Failed && c.confirm == k {
 			c.confirm = nil // done with: Slack would replace the card
 		}
+	case "secret":
+		form := c.secret
+		if form == nil {
+			fail("There is no secret form to fill in. `/kraken secret <tentacle> <name>` asks for one.")
+			return false
+		}
+		c.secret = nil
+		c.show(b, c.cfg.Commands.SubmitSecret(ctx, command.SecretSubmission{Actor: c.principal(), Via: command.ViaConsole, Token: form.Token, Value: arg}))
 	default:
 		fail("There is no !%s. `!help` lists what the console takes.", name)
 	}

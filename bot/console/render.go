@@ -66,6 +66,9 @@ func (c *Console) render(b *strings.Builder, rep command.Reply) {
 		}
 		fmt.Fprintf(b, "  Type %s to %s, or !cancel%s.\n", c.style.bold(confirm), what, until)
 	}
+	if f := rep.Secret; f != nil {
+		fmt.Fprintf(b, "  Type %s to set it (an empty value removes it).\n", c.style.bold("!secret <value>"))
+	}
 }
 
 // saveImage writes a reply's picture where the person can open it and

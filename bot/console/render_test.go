@@ -22,11 +22,17 @@ import (
 // canned is a registry that answers every request with the same reply
 // and records what it was asked.
 type canned struct {
-	reply  command.Reply
-	posts  []command.Post
-	reqs   []command.Request
-	clicks []command.Click
-	events []command.ChannelEvent
+	reply   command.Reply
+	posts   []command.Post
+	reqs    []command.Request
+	clicks  []command.Click
+	events  []command.ChannelEvent
+	secrets []command.SecretSubmission
+}
+
+func (f *canned) SubmitSecret(_ context.Context, s command.SecretSubmission) command.Reply {
+	f.secrets = append(f.secrets, s)
+	return f.reply
 }
 
 func (f *canned) Do(_ context.Context, r command.Request) command.Reply {
@@ -243,6 +249,7 @@ func TestConsoleLines(t *testing.T) {
 		{"!click 1", "✗ There is no button to press."},
 		{"!confirm", "✗ There is nothing to confirm."},
 		{"!cancel", "✗ There is nothing to cancel."},
+		{"!secret v", "✗ There is no secret form to fill in."},
 		{"!as @not a name", "✗ Name a person"},
 		{"!join", "@you joined #local"},
 		{"!leave @ghost", "✗ @ghost is not in #local"},
@@ -396,5 +403,25 @@ func TestChannelIsTheRegistrysWorkspace(t *testing.T) {
 	}
 	if info, _ := again.Info(ctx, ref); !info.Archived || info.Name != "local" {
 		t.Fatalf("info %+v", info)
+	}
+}
+
+func TestSecretForm(t *testing.T) {
+	ctx := context.Background()
+	f := &canned{reply: command.Reply{Text: "Set secret token of *hello* in the private form.", Private: true, Secret: &command.SecretForm{Tentacle: "hello", Key: "token", Token: "tok-1"}}}
+	c := newConsole(t, f, false)
+	out, _ := c.Line(ctx, "/kraken secret hello token")
+	if !strings.Contains(out, "Type !secret <value> to set it") {
+		t.Fatalf("secret form: %s", out)
+	}
+	f.reply = command.Reply{Text: "Secret token of *hello* is set.", Private: true}
+	if out, _ := c.Line(ctx, "!secret s3cr3t value"); strings.Contains(out, "s3cr3t") || !strings.Contains(out, "is set") {
+		t.Errorf("after !secret: %s", out)
+	}
+	if len(f.secrets) != 1 || f.secrets[0].Token != "tok-1" || f.secrets[0].Value != "s3cr3t value" || f.secrets[0].Actor.UserID != "you" {
+		t.Errorf("submissions: %+v", f.secrets)
+	}
+	if out, _ := c.Line(ctx, "!secret again"); !strings.Contains(out, "no secret form") {
+		t.Errorf("a form used twice: %s", out)
 	}
 }

@@ -104,7 +104,9 @@ func (a *App) admit(ctx context.Context, id string, j job) (admission, error) {
 	a.inflight[id] = true
 	a.mu.Unlock()
 
-	payload, err := json.Marshal(j)
+	stored := j
+	stored.Body = storedBody(j.Body, a.cfg.Redact)
+	payload, err := json.Marshal(stored)
 	if err != nil {
 		a.forget(id)
 		return 0, fmt.Errorf("encode request: %w", err)

@@ -87,6 +87,10 @@ type Config struct {
 	WorkingAfter time.Duration
 	// HTTPClient makes the Web API calls; default one with a 30s timeout.
 	HTTPClient *http.Client
+	// Redact, when set, blanks secrets in the copy of a request the
+	// store keeps until it is handled (the conversation loop's redactor):
+	// a token pasted in a message must not reach the disk.
+	Redact func(string) string
 
 	// Observe, when set, is told how long each request Slack sent took
 	// to acknowledge, by kind: "events", "commands", "interactions", or

@@ -78,6 +78,11 @@ func runDev(ctx context.Context, e env, stdin io.Reader, args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg, ok := llmSettings(e.getenv); ok {
+		if _, err := attachChat(reg, db, cfg, deno, log, nil); err != nil {
+			return err
+		}
+	}
 	con, err := console.New(console.Config{
 		In: stdin, Out: e.stdout, Commands: reg, Channel: ch, User: *user,
 		ImageDir: filepath.Join(*data, "pictures"), Logger: log,

@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/kraken-ops/kraken/bot/admin"
+	"github.com/kraken-ops/kraken/bot/chat"
 	"github.com/kraken-ops/kraken/bot/command"
 	"github.com/kraken-ops/kraken/bot/metrics"
 	"github.com/kraken-ops/kraken/bot/oidcauth"
+	"github.com/kraken-ops/kraken/bot/openai"
 	"github.com/kraken-ops/kraken/bot/slack"
 	"github.com/kraken-ops/kraken/enclave"
 	"github.com/kraken-ops/kraken/k8s"
@@ -36,6 +38,8 @@ type serveSettings struct {
 	oidc       oidcauth.Config
 	examples   string
 	reconcile  time.Duration
+	llm        openai.Config
+	llmOn      bool
 }
 
 // serveSettingsFrom reads the settings, and says every one that is
@@ -68,6 +72,7 @@ func serveSettingsFrom(getenv func(string) string) (serveSettings, error) {
 		examples:  getenv("KRAKEN_EXAMPLES"),
 		reconcile: 5 * time.Minute,
 	}
+	s.llm, s.llmOn = llmSettings(getenv)
 	var problems []string
 	if s.slack.BotToken == "" {
 		problems = append(problems, "SLACK_BOT_TOKEN is not set (the bot's xoxb- token)")
@@ -168,11 +173,13 @@ func serve(ctx context.Context, e env, s serveSettings, h serveHooks) error {
 	events := m.Counter("kraken_slack_events_total", "Things that happened to requests from Slack (handled, duplicate, rejected, ...).", "event")
 	commands := m.Counter("kraken_commands_total", "Commands, by verb and outcome.", "verb", "outcome")
 	runs := m.Counter("kraken_runs_total", "Tentacle runs asked for, by outcome.", "outcome")
+	llmTokens := m.Counter("kraken_llm_tokens_total", "Language-model tokens used by conversations.")
 
 	sc := s.slack
 	sc.Store, sc.Logger = db, log
 	sc.Observe = func(kind string, d time.Duration) { acks.With(kind).ObserveDuration(d) }
 	sc.Counted = func(ev string) { events.With(ev).Inc() }
+	sc.Redact = chat.Redact
 	app, err := slack.New(sc)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -194,6 +201,13 @@ func serve(ctx context.Context, e env, s serveSettings, h serveHooks) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	app.SetCommands(reg)
+	if s.llmOn {
+		c, err := attachChat(reg, db, s.llm, "", log, func(_ string, n int) { llmTokens.With().Add(float64(n)) })
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		go pruneMemory(ctx, c, log)
+	}
 
 	var auth func(http.Handler) http.Handler
 	if s.oidc.Issuer != "" {
@@ -305,6 +319,20 @@ func reconcileLoop(ctx context.Context, every time.Duration, reg *command.Regist
 		case <-ctx.Done():
 			return
 		case <-time.After(every):
+		}
+	}
+}
+
+// pruneMemory frees the space of conversations past their time, hourly.
+func pruneMemory(ctx context.Context, c *chat.Chat, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Hour):
+		}
+		if _, err := c.PruneMemory(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("conversation memory not pruned", "err", err)
 		}
 	}
 }
