@@ -36,6 +36,9 @@ func TestPlainWordsGoToTheChat(t *testing.T) {
 	if r := f.do(owner, "help"); strings.HasPrefix(r.Text, "chat:") || len(chat.got) != 1 {
 		t.Errorf("a command went to the chat: %+v", r)
 	}
+	if r := f.do(owner, "deplyo"); !strings.Contains(r.Text, "/kraken deploy") || len(chat.got) != 1 {
+		t.Errorf("a mistyped verb went to the chat: %+v", r)
+	}
 }
 
 func TestToolsFollowRights(t *testing.T) {

@@ -168,7 +168,8 @@ func (r *Registry) Do(ctx context.Context, req Request) Reply {
 	}
 	v, ok := r.byName[name]
 	if !ok {
-		if r.chat != nil {
+		// A mistyped verb gets its correction, not a conversation.
+		if r.chat != nil && (rest != "" || r.suggest(name) == "") {
 			return r.chat.Converse(ctx, req)
 		}
 		return r.unknown(name, rest)
@@ -348,17 +349,23 @@ func (r *Registry) unknown(name, rest string) Reply {
 	if rest != "" && len(fields(rest)) > 1 {
 		return private(failed("I only understand commands here, like `/kraken list` or `/kraken run <tentacle>`; no AI assistant is set up to read plain sentences. `/kraken help` lists the commands."))
 	}
+	best := r.suggest(name)
+	msg := fmt.Sprintf("I don't know the command %q.", name)
+	if best != "" {
+		msg += fmt.Sprintf(" Did you mean `/kraken %s`?", best)
+	}
+	return private(failed(msg + " `/kraken help` lists what I can do."))
+}
+
+// suggest is the verb name is most likely a typo of, or "".
+func (r *Registry) suggest(name string) string {
 	best, dist := "", 3
 	for _, v := range r.verbs {
 		if d := editDistance(name, v.Name); d < dist {
 			best, dist = v.Name, d
 		}
 	}
-	msg := fmt.Sprintf("I don't know the command %q.", name)
-	if best != "" {
-		msg += fmt.Sprintf(" Did you mean `/kraken %s`?", best)
-	}
-	return private(failed(msg + " `/kraken help` lists what I can do."))
+	return best
 }
 
 // actorID is who the audit log and the cluster's provenance name.

@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/kraken-ops/kraken/bot/llmtest"
 	"github.com/kraken-ops/kraken/bot/oidctest"
 	"github.com/kraken-ops/kraken/bot/slacktest"
 	"github.com/kraken-ops/kraken/enclave"
@@ -76,6 +78,7 @@ type e2e struct {
 	t            *testing.T
 	srv          *slacktest.Server
 	idp          *oidctest.Issuer
+	llm          *llmtest.Server
 	slackURL     string
 	adminURL     string
 	alice, bob   slacktest.User
@@ -92,7 +95,7 @@ func startServe(t *testing.T) *e2e {
 	bot := botenv.Install(t)
 	kubelet := k8stest.StartKubelet(t, k8stest.Config(t), k8stest.KubeletOptions{})
 	srv := slacktest.New(t, slacktest.WithWaitTimeout(time.Minute))
-	e := &e2e{t: t, srv: srv, idp: oidctest.New(t), done: make(chan error, 1)}
+	e := &e2e{t: t, srv: srv, idp: oidctest.New(t), llm: llmtest.New(t), done: make(chan error, 1)}
 	e.alice = srv.AddUser(slacktest.User{Name: "alice", Email: "alice@example.com"})
 	e.bob = srv.AddUser(slacktest.User{Name: "bob", Email: "bob@example.com"})
 	e.carol = srv.AddUser(slacktest.User{Name: "carol"})
@@ -114,6 +117,7 @@ func startServe(t *testing.T) *e2e {
 	}
 	s.slack.BotToken, s.slack.SigningSecret, s.slack.AppToken, s.slack.APIURL = srv.BotToken(), srv.SigningSecret(), srv.AppToken(), srv.APIURL()
 	s.oidc.Issuer, s.oidc.Audience, s.oidc.AdminGroup = e.idp.URL(), e.idp.Audience(), "platform-admins"
+	s.llm, s.llmOn = llmSettings(envMap{"KRAKEN_LLM_BASE_URL": e.llm.BaseURL(), "KRAKEN_LLM_API_KEY": "sk-test"}.get)
 	addrs := make(chan [2]string, 1)
 	hooks := serveHooks{
 		kube: func(c *k8s.Config) {
@@ -169,6 +173,10 @@ func (e *e2e) stop() {
 		e.t.Error("serve did not stop within 30s of its context ending")
 	}
 }
+
+type envMap map[string]string
+
+func (m envMap) get(k string) string { return m[k] }
 
 type syncBuffer struct {
 	mu sync.Mutex
@@ -241,7 +249,10 @@ func (e *e2e) event(id string, inner map[string]any) {
 // posted in the channel.
 func (e *e2e) command(user slacktest.User, text string, socket bool) string {
 	e.t.Helper()
-	before := len(e.srv.Messages(e.ops.ID))
+	seen := map[string]bool{}
+	for _, m := range e.srv.Messages(e.ops.ID) {
+		seen[m.TS] = true
+	}
 	c := e.srv.SlashCommand(slacktest.SlashCommand{Command: "/kraken", Text: text, UserID: user.ID, ChannelID: e.ops.ID})
 	if socket {
 		e.srv.WaitAck(e.srv.SendSlashCommand(c))
@@ -251,14 +262,15 @@ func (e *e2e) command(user slacktest.User, text string, socket bool) string {
 	var answer string
 	e.eventually("an answer to /kraken "+text, func() bool {
 		for _, r := range e.srv.Responses(c.ResponseURL) {
-			if !strings.Contains(r.Text, "Working on it") {
+			if !r.DeleteOriginal && !strings.Contains(r.Text, "Working on it") && !strings.Contains(r.Text, "Thinking…") {
 				answer = r.AllText()
 				return true
 			}
 		}
-		msgs := e.srv.Messages(e.ops.ID)
-		for _, m := range msgs[min(before, len(msgs)):] {
-			if m.BotID != "" && strings.Contains(m.AllText(), "<@"+user.ID+"> used `/kraken") {
+		for _, m := range e.srv.Messages(e.ops.ID) {
+			// Commands run one at a time here: the bot's next message is
+			// the answer.
+			if !seen[m.TS] && m.BotID != "" && !strings.Contains(m.AllText(), "Thinking…") {
 				answer = m.AllText()
 				return true
 			}
@@ -398,6 +410,27 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	mustContain(t, "status", e.command(e.bob, "status hello-fanout", false), "running", "Revision")
 	mustContain(t, "logs", e.command(e.bob, "logs hello-fanout", false), "log lines of *hello-fanout*")
+
+	// Plain words, through the language model: it may only call what bob
+	// may do here, and the answer replaces a placeholder in the thread.
+	e.llm.CallTools(llmtest.Call{Name: "list", Arguments: `{}`})
+	e.llm.Reply("One tentacle is deployed here: hello-fanout, and it is running.")
+	question := e.srv.UserMessage(e.ops.ID, e.bob.ID, "", e.srv.BotMention()+" what is running here?")
+	e.event("", e.srv.AppMentionEvent(question))
+	e.card("One tentacle is deployed here: hello-fanout")
+	asked := e.llm.Requests()[0]
+	if tools := asked.ToolNames(); !slices.Contains(tools, "list") || !slices.Contains(tools, "run") || slices.Contains(tools, "secret") || slices.Contains(tools, "help") {
+		t.Errorf("tools offered to the model for bob: %v", tools)
+	}
+	if last := e.llm.Requests()[1].LastToolResult(); !strings.Contains(last, "hello-fanout") {
+		t.Errorf("the model did not get the list: %q", last)
+	}
+	// The model down: a plain answer, and commands still work.
+	e.llm.Fail(http.StatusInternalServerError)
+	e.llm.Fail(http.StatusInternalServerError)
+	e.llm.Fail(http.StatusInternalServerError)
+	mustContain(t, "free text with the model down", e.command(e.bob, "is everything fine?", false), "isn't answering")
+	mustContain(t, "a command with the model down", e.command(e.bob, "list", false), "hello-fanout")
 
 	// Archived, the enclave is frozen: no deploys, no runs, looking is fine.
 	e.srv.ArchiveChannel(e.ops.ID)
