@@ -39,6 +39,9 @@ func TestPlainWordsGoToTheChat(t *testing.T) {
 	if r := f.do(owner, "deplyo"); !strings.Contains(r.Text, "/kraken deploy") || len(chat.got) != 1 {
 		t.Errorf("a mistyped verb went to the chat: %+v", r)
 	}
+	if r := f.do(owner, "hello"); r.Text != "chat: hello" {
+		t.Errorf("a greeting did not go to the chat: %+v", r)
+	}
 }
 
 func TestToolsFollowRights(t *testing.T) {

@@ -169,7 +169,7 @@ func (r *Registry) Do(ctx context.Context, req Request) Reply {
 	v, ok := r.byName[name]
 	if !ok {
 		// A mistyped verb gets its correction, not a conversation.
-		if r.chat != nil && (rest != "" || r.suggest(name) == "") {
+		if r.chat != nil && (rest != "" || !r.typo(name)) {
 			return r.chat.Converse(ctx, req)
 		}
 		return r.unknown(name, rest)
@@ -366,6 +366,21 @@ func (r *Registry) suggest(name string) string {
 		}
 	}
 	return best
+}
+
+// typo reports whether name is one slip (a letter wrong, missing, extra,
+// or two swapped) from a verb: "deplyo", "lsit". Plain words like
+// "hello" are further from every verb.
+func (r *Registry) typo(name string) bool {
+	if len(name) < 4 {
+		return false
+	}
+	for _, v := range r.verbs {
+		if osaDistance(name, v.Name) <= 1 {
+			return true
+		}
+	}
+	return false
 }
 
 // actorID is who the audit log and the cluster's provenance name.
