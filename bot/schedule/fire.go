@@ -1,0 +1,370 @@
+package schedule
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kraken-ops/kraken/bot/runs"
+	"github.com/kraken-ops/kraken/enclave"
+	"github.com/kraken-ops/kraken/tentacle"
+	"github.com/robfig/cron/v3"
+)
+
+// maxCounted bounds how far back missed fires are counted, so a bot down
+// for a week with "@every 1s" schedules does not spin at start.
+const maxCounted = 10_000
+
+// scan reads every enclave's schedules again. Schedules that did not
+// change keep their next fire; those of undeployed tentacles go; what
+// cannot be read now keeps what was read before.
+func (s *Scheduler) scan(ctx context.Context) error {
+	encs, err := s.cfg.Enclaves.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list enclaves: %w", err)
+	}
+	wanted := map[string]*entry{}
+	frozen := map[string]bool{}
+	kept := map[string]bool{} // enclaves or tentacles whose old entries stay: reading them failed
+	files := map[string]parsed{}
+	var errs []error
+	for _, enc := range encs {
+		switch enclave.StateOf(enc).Phase {
+		case enclave.PhaseFrozen, enclave.PhaseFlagged:
+			frozen[enc.Name] = true
+		case enclave.PhaseActive:
+		default:
+			continue // provisioning or going: nothing of it runs
+		}
+		sts, err := s.cfg.Tentacles.List(ctx, enc.Name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list tentacles of %s: %w", enc.Name, err))
+			kept[enc.Name+"/"] = true
+			continue
+		}
+		for _, st := range sts {
+			key := enc.Name + "/" + st.Name
+			p, err := s.triggers(ctx, enc.Name, st)
+			if err != nil {
+				errs = append(errs, err)
+				kept[key+"/"] = true
+				continue
+			}
+			files[key] = p
+			for _, t := range p.triggers {
+				e, err := newEntry(enc.Name, st, t)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				if _, dup := wanted[e.id]; !dup {
+					wanted[e.id] = e
+				}
+			}
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	for name := range frozen {
+		if !s.frozen[name] {
+			s.log.Info("schedules paused: the enclave is frozen", "enclave", name)
+		}
+	}
+	for name := range s.frozen {
+		if !frozen[name] {
+			s.log.Info("schedules no longer paused by a freeze", "enclave", name)
+		}
+	}
+	s.frozen = frozen
+	for id, old := range s.entries {
+		if kept[old.enclave+"/"] || kept[old.enclave+"/"+old.tentacle+"/"] {
+			if _, ok := wanted[id]; !ok {
+				wanted[id] = old
+			}
+		}
+	}
+	for key, p := range files {
+		s.files[key] = p
+	}
+	for key := range s.files {
+		if _, ok := files[key]; !ok {
+			delete(s.files, key)
+		}
+	}
+	for id, e := range wanted {
+		if old, ok := s.entries[id]; ok && old.spec == e.spec && old.zone == e.zone && !old.next.IsZero() {
+			e.next = old.next
+		}
+		if e.next.IsZero() { // new, changed, or back from a pause: from now on
+			e.next = e.nextAfter(now)
+		}
+	}
+	s.entries = wanted
+	s.queue = s.queue[:0]
+	for _, e := range wanted {
+		e.index = -1
+		if s.frozen[e.enclave] || s.failed[e.id] != nil && s.failed[e.id].Paused {
+			e.next = time.Time{}
+			continue
+		}
+		e.index = len(s.queue)
+		s.queue = append(s.queue, e)
+	}
+	heap.Init(&s.queue)
+	return errors.Join(errs...)
+}
+
+// triggers returns a deployed revision's cron triggers, reading its files
+// only when the revision is new to the scheduler.
+func (s *Scheduler) triggers(ctx context.Context, enc string, st tentacle.Status) (parsed, error) {
+	key := enc + "/" + st.Name
+	s.mu.Lock()
+	p, ok := s.files[key]
+	s.mu.Unlock()
+	if ok && p.revision == st.Revision && st.Revision != 0 {
+		return p, nil
+	}
+	files, err := s.cfg.Tentacles.Files(ctx, enc, st.Name, st.Revision)
+	if err != nil {
+		return parsed{}, fmt.Errorf("read %s in %s: %w", st.Name, enc, err)
+	}
+	data, ok := files["workflow.yaml"]
+	if !ok {
+		return parsed{}, fmt.Errorf("read %s in %s: no workflow.yaml", st.Name, enc)
+	}
+	wf, err := tentacle.Parse("workflow.yaml", data)
+	if err != nil {
+		return parsed{}, fmt.Errorf("read %s in %s: %w", st.Name, enc, err)
+	}
+	p = parsed{revision: st.Revision}
+	for _, t := range wf.Triggers {
+		if t.Type == tentacle.TriggerCron {
+			p.triggers = append(p.triggers, t)
+		}
+	}
+	return p, nil
+}
+
+func newEntry(enc string, st tentacle.Status, t tentacle.Trigger) (*entry, error) {
+	// The zone is applied to the time passed to Next, not with a TZ=
+	// prefix, which robfig/cron v3.0.1 can panic on.
+	sched, err := cron.ParseStandard(t.Schedule)
+	if err != nil {
+		return nil, fmt.Errorf("%s in %s: schedule %q: %w", st.Name, enc, t.Schedule, err)
+	}
+	loc := time.UTC
+	if t.Timezone != "" {
+		if loc, err = time.LoadLocation(t.Timezone); err != nil {
+			return nil, fmt.Errorf("%s in %s: time zone %q: %w", st.Name, enc, t.Timezone, err)
+		}
+	}
+	name := t.Name
+	if name == "" {
+		name = t.Schedule
+	}
+	return &entry{
+		id: enc + "/" + st.Name + "/" + name, enclave: enc, tentacle: st.Name, revision: st.Revision,
+		trigger: name, named: t.Name != "", spec: t.Schedule, zone: t.Timezone, loc: loc, sched: sched,
+		deployed: st.DeployedAt, index: -1,
+	}, nil
+}
+
+// fire starts the runs due at now and schedules each trigger's next fire.
+// A late wake-up fires once, not once per due time it slept through.
+func (s *Scheduler) fire(ctx context.Context, now time.Time) {
+	type due struct {
+		e    *entry
+		req  runs.Request
+		skip bool
+	}
+	var fires []due
+	s.mu.Lock()
+	for len(s.queue) > 0 && !s.queue[0].next.After(now) {
+		e := s.queue[0]
+		tk := e.enclave + "/" + e.tentacle
+		fires = append(fires, due{e: e, req: e.request(), skip: s.busy[tk]})
+		s.busy[tk] = true
+		e.next = e.nextAfter(now)
+		heap.Fix(&s.queue, 0)
+	}
+	s.mu.Unlock()
+
+	for _, f := range fires {
+		if f.skip {
+			if _, err := s.cfg.Runner.Note(ctx, f.req, runs.Skipped, "the last run was still going"); err != nil {
+				s.log.Error("skipped fire not recorded", "enclave", f.e.enclave, "tentacle", f.e.tentacle, "err", err)
+			}
+			continue
+		}
+		id, tk := f.e.id, f.e.enclave+"/"+f.e.tentacle
+		_, err := s.cfg.Runner.Start(ctx, f.req, func(rec runs.Record, _ json.RawMessage) {
+			s.ended(context.WithoutCancel(ctx), id, rec)
+		})
+		if err != nil {
+			s.mu.Lock()
+			delete(s.busy, tk)
+			s.mu.Unlock()
+			s.log.Error("scheduled run not started", "enclave", f.e.enclave, "tentacle", f.e.tentacle, "trigger", f.e.trigger, "err", err)
+		}
+	}
+	if len(fires) > 0 {
+		s.mu.Lock()
+		s.mark = now
+		s.mu.Unlock()
+		s.saveMark(ctx, false)
+	}
+}
+
+// ended counts a scheduled run's outcome toward its trigger's pause.
+func (s *Scheduler) ended(ctx context.Context, id string, rec runs.Record) {
+	s.mu.Lock()
+	delete(s.busy, rec.Enclave+"/"+rec.Tentacle)
+	p := s.failed[id]
+	var save *pause
+	switch rec.State {
+	case runs.Succeeded:
+		if p != nil && !p.Paused {
+			delete(s.failed, id)
+			save = &pause{ID: id} // zero failures: deleted below
+		}
+	case runs.Failed:
+		if p == nil {
+			p = &pause{ID: id}
+			s.failed[id] = p
+		}
+		if !p.Paused {
+			p.Failures++
+			if p.Failures >= s.cfg.MaxFailures {
+				p.Paused = true
+				p.Reason = fmt.Sprintf("paused after %d failed runs in a row", p.Failures)
+				if e, ok := s.entries[id]; ok && e.index >= 0 {
+					heap.Remove(&s.queue, e.index)
+					e.next = time.Time{}
+				}
+			}
+			c := *p
+			save = &c
+		}
+	}
+	s.mu.Unlock()
+	if save == nil {
+		return
+	}
+	var err error
+	if save.Failures == 0 {
+		err = s.pauses.Delete(ctx, id)
+	} else {
+		err = s.pauses.Put(ctx, id, *save)
+	}
+	if err != nil {
+		s.log.Error("failure count not kept", "trigger", id, "err", err)
+	}
+	if rec.State != runs.Failed || s.cfg.Notify == nil {
+		return
+	}
+	trigger := id[len(rec.Enclave)+len(rec.Tentacle)+2:]
+	n := Notice{Kind: NoticeFailed, Enclave: rec.Enclave, Tentacle: rec.Tentacle, Trigger: trigger, Run: rec, Failures: save.Failures,
+		Text: fmt.Sprintf("The scheduled run of %s (%s) failed: %s", rec.Tentacle, trigger, rec.Error)}
+	if save.Paused {
+		n.Kind = NoticePaused
+		n.Text = fmt.Sprintf("%s's schedule %s is paused after %d failed runs in a row (the last: %s). Resume it when it is fixed.",
+			rec.Tentacle, trigger, save.Failures, rec.Error)
+	}
+	s.cfg.Notify(ctx, n)
+}
+
+// noteMissed records, without running them, the fires due between the
+// last handled one and now: at most MaxMissed one by one per trigger,
+// then one count.
+func (s *Scheduler) noteMissed(ctx context.Context, now time.Time) {
+	s.mu.Lock()
+	since := s.mark
+	s.mu.Unlock()
+	if s.cfg.LastAlive != nil {
+		alive, err := s.cfg.LastAlive(ctx)
+		if err != nil {
+			s.log.Error("the previous leader's last fire is unknown; missed fires are counted from this bot's own", "err", err)
+		}
+		if alive.After(since) {
+			since = alive
+		}
+	}
+	if since.IsZero() {
+		// A first start ever: nothing was missed, and the mark starts now.
+		s.mu.Lock()
+		s.mark = now
+		s.mu.Unlock()
+		s.saveMark(ctx, true)
+		return
+	}
+	type missed struct {
+		req   runs.Request
+		times []time.Time
+		count int
+	}
+	var all []missed
+	s.mu.Lock()
+	for _, e := range s.entries {
+		if e.index < 0 { // frozen or paused: nothing was due
+			continue
+		}
+		m := missed{req: e.request()}
+		from := since
+		if e.deployed.After(from) {
+			from = e.deployed
+		}
+		for t := e.nextAfter(from); !t.After(now) && !t.IsZero() && m.count < maxCounted; t = e.nextAfter(t) {
+			if len(m.times) < s.cfg.MaxMissed {
+				m.times = append(m.times, t)
+			}
+			m.count++
+		}
+		if m.count > 0 {
+			all = append(all, m)
+		}
+	}
+	s.mark = now
+	s.mu.Unlock()
+
+	for _, m := range all {
+		for _, t := range m.times {
+			if _, err := s.cfg.Runner.Note(ctx, m.req, runs.Missed, "due at "+t.UTC().Format(time.RFC3339)+" while no bot ran schedules"); err != nil {
+				s.log.Error("missed fire not recorded", "enclave", m.req.Enclave, "tentacle", m.req.Tentacle, "err", err)
+			}
+		}
+		if rest := m.count - len(m.times); rest > 0 {
+			more := fmt.Sprint(rest)
+			if m.count >= maxCounted {
+				more += " or more"
+			}
+			if _, err := s.cfg.Runner.Note(ctx, m.req, runs.Missed, more+" more fires were due while no bot ran schedules"); err != nil {
+				s.log.Error("missed fires not recorded", "enclave", m.req.Enclave, "tentacle", m.req.Tentacle, "err", err)
+			}
+		}
+		s.log.Warn("missed fires recorded, not replayed", "enclave", m.req.Enclave, "tentacle", m.req.Tentacle, "trigger", m.req.Trigger, "count", m.count)
+	}
+	s.saveMark(ctx, true)
+}
+
+// saveMark writes the time up to which fires were handled, at most once a
+// second unless forced: with many schedules firing every second, a write
+// per fire would be the bottleneck. A crash loses at most a second of it
+// (those fires are then also noted missed on restart).
+func (s *Scheduler) saveMark(ctx context.Context, force bool) {
+	s.mu.Lock()
+	mark, now := s.mark, s.cfg.Now()
+	if mark.IsZero() || !force && now.Sub(s.saved) < time.Second {
+		s.mu.Unlock()
+		return
+	}
+	s.saved = now
+	s.mu.Unlock()
+	if err := s.clock.Put(ctx, clockKey, mark); err != nil {
+		s.log.Error("last fire time not kept", "err", err)
+	}
+}
