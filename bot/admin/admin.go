@@ -17,6 +17,7 @@ import (
 
 	"github.com/kraken-ops/kraken/bot/command"
 	"github.com/kraken-ops/kraken/bot/oidcauth"
+	"github.com/kraken-ops/kraken/bot/runs"
 	"github.com/kraken-ops/kraken/enclave"
 	"github.com/kraken-ops/kraken/store"
 	"github.com/kraken-ops/kraken/tentacle"
@@ -28,7 +29,7 @@ type Commands interface {
 	AdminEnclaves(ctx context.Context, a command.Admin) ([]command.EnclaveView, error)
 	AdminEnclave(ctx context.Context, a command.Admin, name string) (command.EnclaveView, error)
 	AdminTentacles(ctx context.Context, a command.Admin, name string) ([]tentacle.Status, error)
-	AdminRuns(ctx context.Context, a command.Admin, name string) ([]command.RunSummary, error)
+	AdminRuns(ctx context.Context, a command.Admin, name string) ([]runs.Record, error)
 	AdminAudit(ctx context.Context, a command.Admin, q store.AuditQuery) ([]store.AuditEntry, error)
 }
 
@@ -212,7 +213,7 @@ func (s *server) run(w http.ResponseWriter, r *http.Request, text, confirm strin
 		writeError(w, http.StatusUnauthorized, "not signed in")
 		return
 	}
-	rep := s.cfg.Commands.Do(r.Context(), command.Request{Admin: &a, Via: command.ViaAdmin, Enclave: r.PathValue("name"), Text: text, Confirmed: confirm})
+	rep := s.cfg.Commands.Do(r.Context(), command.Request{Admin: &a, Via: command.ViaAdmin, Enclave: r.PathValue("name"), Text: text, Confirmed: confirm}).Wait(r.Context())
 	out := map[string]any{"ok": !rep.Failed && rep.Confirm == nil, "message": rep.Text}
 	if len(rep.Fields) > 0 {
 		fields := map[string]string{}

@@ -34,7 +34,9 @@ func (t *turn) call(ctx context.Context, call ToolCall, offered map[string]bool)
 	if err != nil {
 		return "invalid arguments: " + err.Error(), nil
 	}
-	rep := t.c.cfg.Registry.Do(ctx, t.toolRequest(line))
+	// A run answers at once and finishes later: the model reads how it
+	// ended.
+	rep := t.c.cfg.Registry.Do(ctx, t.toolRequest(line)).Wait(ctx)
 	if note, ok := forThePerson(rep); ok {
 		return "", &outcome{reply: rep, note: note}
 	}

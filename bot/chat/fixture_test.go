@@ -159,7 +159,7 @@ func (f *fixture) advance(d time.Duration) {
 // thread, as the Slack transport hands it to the registry.
 func (f *fixture) say(who enclave.Principal, ch enclave.Channel, thread, text string) command.Reply {
 	f.t.Helper()
-	return f.reg.Do(context.Background(), command.Request{Actor: who, Via: command.ViaSlack, Channel: ch, Thread: thread, Text: text})
+	return f.reg.Do(context.Background(), command.Request{Actor: who, Via: command.ViaSlack, Channel: ch, Thread: thread, Text: text}).Wait(context.Background())
 }
 
 func (f *fixture) ok(who enclave.Principal, ch enclave.Channel, text string) command.Reply {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kraken-ops/kraken/bot/runs"
 	"github.com/kraken-ops/kraken/enclave"
 	"github.com/kraken-ops/kraken/store"
 	"github.com/kraken-ops/kraken/tentacle"
@@ -77,14 +78,12 @@ func (r *Registry) AdminTentacles(ctx context.Context, a Admin, name string) ([]
 	return out, err
 }
 
-// AdminRuns lists an enclave's recent runs, newest first.
-func (r *Registry) AdminRuns(ctx context.Context, a Admin, name string) ([]RunSummary, error) {
-	var out []RunSummary
+// AdminRuns lists an enclave's run records, newest first.
+func (r *Registry) AdminRuns(ctx context.Context, a Admin, name string) ([]runs.Record, error) {
+	var out []runs.Record
 	err := r.adminRead(ctx, a, "admin-runs", name, func() error {
-		runs, err := r.runs.List(ctx, name+"/", 0)
-		for i := len(runs) - 1; i >= 0; i-- {
-			out = append(out, runs[i])
-		}
+		var err error
+		out, err = r.runs.List(ctx, name, "", 200)
 		return err
 	})
 	return out, err

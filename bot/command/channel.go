@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
+	"github.com/kraken-ops/kraken/bot/runs"
 	"github.com/kraken-ops/kraken/enclave"
 	"github.com/kraken-ops/kraken/store"
 )
@@ -222,11 +224,13 @@ func (r *Registry) Home(ctx context.Context, who enclave.Principal) (Home, error
 			n = len(list)
 		}
 		h.Enclaves = append(h.Enclaves, HomeEnclave{Name: e.Name, ChannelID: e.Channel.ID, ChannelName: e.Channel.Name, Role: role.String(), State: stateWords(e), Tentacles: n})
-		runs, err := r.runs.List(ctx, e.Name+"/", 0)
+		recs, err := r.runs.List(ctx, e.Name, "", 10)
 		if err != nil {
 			return Home{}, fmt.Errorf("home: runs of %s: %w", e.Name, err)
 		}
-		h.Runs = append(h.Runs, runs...)
+		for _, rec := range recs {
+			h.Runs = append(h.Runs, summaryOf(rec, r.cfg.Now()))
+		}
 	}
 	slices.SortFunc(h.Runs, func(a, b RunSummary) int { return b.At.Compare(a.At) })
 	if len(h.Runs) > 10 {
@@ -235,22 +239,16 @@ func (r *Registry) Home(ctx context.Context, who enclave.Principal) (Home, error
 	return h, nil
 }
 
-// keepRuns is how many run summaries the registry keeps per enclave for
-// the home tab; run history proper is the orchestration's.
-const keepRuns = 50
-
-// recordRun keeps a run's summary, dropping the enclave's oldest beyond
-// keepRuns.
-func (r *Registry) recordRun(ctx context.Context, s RunSummary) {
-	key := fmt.Sprintf("%s/%020d", s.Enclave, s.At.UnixNano())
-	if err := r.runs.Put(ctx, key, s); err != nil {
-		r.log.Warn("run summary not kept", "enclave", s.Enclave, "err", err)
-		return
+// summaryOf is a run record as people see it.
+func summaryOf(rec runs.Record, now time.Time) RunSummary {
+	s := RunSummary{Enclave: rec.Enclave, Tentacle: rec.Tentacle, Actor: rec.Actor, At: rec.Started, Duration: rec.Duration(now), OK: rec.State == runs.Succeeded}
+	switch {
+	case rec.State == runs.Succeeded:
+		s.Summary = "succeeded: " + rec.Summary
+	case rec.Error != "":
+		s.Summary = string(rec.State) + ": " + escape(rec.Error)
+	default:
+		s.Summary = string(rec.State)
 	}
-	runs, err := r.runs.List(ctx, s.Enclave+"/", 0)
-	if err != nil || len(runs) <= keepRuns {
-		return
-	}
-	cut := runs[len(runs)-keepRuns].At
-	_, _ = r.runs.DeleteFunc(ctx, s.Enclave+"/", func(_ string, v RunSummary) bool { return v.At.Before(cut) })
+	return s
 }

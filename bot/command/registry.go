@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kraken-ops/kraken/bot/runs"
 	"github.com/kraken-ops/kraken/enclave"
 	"github.com/kraken-ops/kraken/store"
 	"github.com/kraken-ops/kraken/tentacle"
@@ -50,6 +51,17 @@ type Config struct {
 	// Observe, when set, is told of every request's verb, outcome
 	// ("ok", "failed", "denied", "confirm") and duration, for metrics.
 	Observe func(verb, outcome string, d time.Duration)
+	// Runner starts runs and keeps their records; shared with the
+	// triggers. Nil makes one over Tentacles and Store.
+	Runner *runs.Runner
+	// Schedules, when set, resumes a tentacle's schedule paused after
+	// failures (/kraken resume).
+	Schedules Schedules
+}
+
+// Schedules is what the registry asks of the cron scheduler.
+type Schedules interface {
+	Resume(ctx context.Context, enclave, tentacle string) error
 }
 
 // Registry is the one place every verb is defined and every request goes
@@ -59,7 +71,7 @@ type Registry struct {
 	enclaves  *enclave.Service
 	tentacles tentacle.Cluster
 	pending   *store.Bucket[pending]
-	runs      *store.Bucket[RunSummary]
+	runs      *runs.Runner
 	log       *slog.Logger
 	verbs     []*verb
 	byName    map[string]*verb
@@ -138,10 +150,16 @@ func New(cfg Config) (*Registry, error) {
 		enclaves:  &enclave.Service{Cluster: cfg.Enclaves},
 		tentacles: cfg.Tentacles,
 		pending:   store.NewBucket[pending](cfg.Store, "confirmations"),
-		runs:      store.NewBucket[RunSummary](cfg.Store, "runs"),
 		tokens:    store.NewBucket[tokens](cfg.Store, "llm_usage"),
 		log:       cfg.Logger,
 		byName:    map[string]*verb{},
+	}
+	r.runs = cfg.Runner
+	if r.runs == nil {
+		var err error
+		if r.runs, err = runs.New(runs.Config{Tentacles: cfg.Tentacles, Store: cfg.Store, Now: cfg.Now, Logger: cfg.Logger}); err != nil {
+			return nil, err
+		}
 	}
 	for _, v := range r.define() {
 		r.verbs = append(r.verbs, v)
@@ -149,6 +167,9 @@ func New(cfg Config) (*Registry, error) {
 	}
 	return r, nil
 }
+
+// Runner is the registry's runner, which every trigger shares.
+func (r *Registry) Runner() *runs.Runner { return r.runs }
 
 // Commands lists the verbs, in help order.
 func (r *Registry) Commands() []Command {

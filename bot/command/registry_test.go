@@ -125,7 +125,7 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) do(who enclave.Principal, text string) command.Reply {
 	f.t.Helper()
-	return f.reg.Do(context.Background(), command.Request{Actor: who, Via: command.ViaConsole, Channel: general, Text: text})
+	return f.reg.Do(context.Background(), command.Request{Actor: who, Via: command.ViaConsole, Channel: general, Text: text}).Wait(context.Background())
 }
 
 func (f *fixture) ok(who enclave.Principal, text string) command.Reply {
@@ -309,7 +309,7 @@ func TestDeployRunRollback(t *testing.T) {
 		t.Errorf("logs show raw JSON: %q", logs.Text)
 	}
 	home, err := f.reg.Home(context.Background(), member)
-	if err != nil || len(home.Enclaves) != 1 || len(home.Runs) != 1 || !home.Runs[0].OK || home.Enclaves[0].Role != "member" {
+	if err != nil || len(home.Enclaves) != 1 || len(home.Runs) != 2 || !home.Runs[0].OK || home.Enclaves[0].Role != "member" {
 		t.Errorf("home: %+v %v", home, err)
 	}
 	if home, _ := f.reg.Home(context.Background(), other); len(home.Enclaves) != 0 {

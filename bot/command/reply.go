@@ -1,6 +1,9 @@
 package command
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Reply is what the bot answers, independent of the transport that shows
 // it. Text is always set and is plain language a person can act on: no
@@ -26,6 +29,27 @@ type Reply struct {
 	// Secret asks the person for a secret's value in a private form, so
 	// that it is never typed in a channel.
 	Secret *SecretForm
+	// Later, when set, brings the reply that replaces this one when the
+	// work it started ends (a run: "Running…", then its result).
+	// Transports show this reply, then update it in place.
+	Later <-chan Reply
+}
+
+// Wait returns the reply that ends the work: Later's, once it comes (or
+// this one, with a note, if ctx ends first), or this one when there is no
+// Later.
+func (r Reply) Wait(ctx context.Context) Reply {
+	if r.Later == nil {
+		return r
+	}
+	select {
+	case final := <-r.Later:
+		return final
+	case <-ctx.Done():
+		r.Later = nil
+		r.Text += " (still going; `/kraken runs` shows how it ends)"
+		return r
+	}
 }
 
 // SecretForm asks for one secret of a tentacle. The transport shows a

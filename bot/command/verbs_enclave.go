@@ -39,6 +39,7 @@ func (r *Registry) define() []*verb {
 		{Command: Command{Name: "audit", Usage: "[count]", Summary: "what was asked of this enclave, by whom, and what happened (owner only)", Enclave: true, Params: []Param{number("count", "how many entries, 1 to 200", false)}}, op: enclave.OpAudit, run: r.audit},
 	}
 	vs = append(vs, r.tentacleVerbs()...)
+	vs = append(vs, r.runVerbs()...)
 	return append(vs, r.secretVerb())
 }
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kraken-ops/kraken/bot/runs"
 	"github.com/kraken-ops/kraken/enclave"
 	"github.com/kraken-ops/kraken/engine"
 	"github.com/kraken-ops/kraken/tentacle"
@@ -118,26 +119,90 @@ func (r *Registry) run(ctx context.Context, c *call) Reply {
 	if !json.Valid([]byte(input)) {
 		return private(failed(fmt.Sprintf("The input after the tentacle's name must be JSON, like `/kraken run %s {\"city\": \"Oslo\"}`.", name)))
 	}
-	start := r.cfg.Now()
-	body, err := r.tentacles.Run(ctx, c.enc.Name, name, json.RawMessage(input))
+	return r.startRun(ctx, c, runs.Request{
+		Enclave: c.enc.Name, Tentacle: name, Revision: c.status.Revision,
+		Trigger: "manual", Actor: actorID(c.req), Input: json.RawMessage(input),
+	})
+}
+
+// startRun starts a run and answers at once that it runs, with a Cancel
+// button; the result follows in Later when it ends.
+func (r *Registry) startRun(ctx context.Context, c *call, req runs.Request) Reply {
+	later := make(chan Reply, 1)
+	rec, err := r.runs.Start(ctx, req, func(rec runs.Record, body json.RawMessage) {
+		later <- r.runResult(context.WithoutCancel(ctx), rec, body)
+	})
+	if errors.Is(err, runs.ErrStopping) {
+		return failed("I'm restarting and start no new runs just now. Try again in a minute.")
+	}
 	if err != nil {
-		r.log.Warn("run failed", "enclave", c.enc.Name, "tentacle", name, "err", err)
-		rep := failed(explain("run "+name, err))
-		r.recordRun(ctx, RunSummary{Enclave: c.enc.Name, Tentacle: name, Actor: actorID(c.req), At: start, Duration: r.cfg.Now().Sub(start), Summary: "could not start"})
-		return rep
+		r.log.Warn("run not started", "enclave", req.Enclave, "tentacle", req.Tentacle, "err", err)
+		return failed(explain("run "+req.Tentacle, err))
 	}
+	c.audit["run"] = rec.ID
+	return Reply{
+		Text:    fmt.Sprintf("Running *%s*…", req.Tentacle),
+		Buttons: []Button{{Label: "Cancel", Value: RunValue("cancel " + rec.ID), Style: "danger"}},
+		Later:   later,
+	}
+}
+
+// runResult says how a run ended, with the DAG picture coloured by each
+// step's outcome when the workflow can be read.
+func (r *Registry) runResult(ctx context.Context, rec runs.Record, body json.RawMessage) Reply {
+	name := rec.Tentacle
+	var rep Reply
 	var res engine.Result
-	if err := json.Unmarshal(body, &res); err != nil {
-		return failed(fmt.Sprintf("Tentacle %s answered something I can't read. `/kraken logs %s` may say why.", name, name))
+	switch {
+	case rec.State == runs.Cancelled:
+		return Reply{Text: fmt.Sprintf("The run of *%s* was cancelled after %s.", name, rec.Duration(rec.Ended).Round(time.Millisecond))}
+	case rec.State == runs.Interrupted:
+		return Reply{Text: fmt.Sprintf("The run of *%s* was interrupted: the bot restarted while it ran.", name), Failed: true,
+			Buttons: []Button{{Label: "Retry", Value: RunValue("retry " + rec.ID)}}}
+	case len(body) == 0 || json.Unmarshal(body, &res) != nil:
+		r.log.Warn("run failed", "enclave", rec.Enclave, "tentacle", name, "err", rec.Error)
+		if rec.Error == "the tentacle answered something unreadable" {
+			return failed(fmt.Sprintf("Tentacle %s answered something I can't read. `/kraken logs %s` may say why.", name, name))
+		}
+		return failed(explain("run "+name, errors.New(rec.Error)))
 	}
-	dur := time.Duration(res.Timing.DurationMs) * time.Millisecond
-	rep := Reply{Text: describeResult(name, res, dur), Failed: !res.Success}
-	summary := fmt.Sprintf("succeeded: %d steps", len(res.Outputs))
-	if !res.Success {
-		summary = "failed: " + escape(firstError(res))
+	rep = Reply{Text: describeResult(name, res, time.Duration(res.Timing.DurationMs)*time.Millisecond), Failed: !res.Success}
+	if img := r.runPicture(ctx, rec); img != nil {
+		rep.Image = img
 	}
-	r.recordRun(ctx, RunSummary{Enclave: c.enc.Name, Tentacle: name, Actor: actorID(c.req), At: start, Duration: dur, OK: res.Success, Summary: summary})
 	return rep
+}
+
+// runPicture draws the tentacle's DAG with each step coloured by how it
+// did in the run, or nil when the workflow can't be read.
+func (r *Registry) runPicture(ctx context.Context, rec runs.Record) *Image {
+	files, err := r.tentacles.Files(ctx, rec.Enclave, rec.Tentacle, 0)
+	if err != nil {
+		return nil
+	}
+	wf, err := tentacle.Parse(tentacle.FileName, files[tentacle.FileName])
+	if err != nil {
+		return nil
+	}
+	plan, err := engine.Compile(wf)
+	if err != nil {
+		return nil
+	}
+	status := map[string]diagram.Status{}
+	for _, id := range wf.NodeIDs {
+		status[id] = diagram.Pending
+		if n, ok := rec.Nodes[id]; ok {
+			status[id] = diagram.Succeeded
+			if n.State == runs.Failed {
+				status[id] = diagram.Failed
+			}
+		}
+	}
+	var png bytes.Buffer
+	if err := diagram.PNG(&png, wf, plan.Stages, status); err != nil {
+		return nil
+	}
+	return &Image{Name: rec.Tentacle + "-run.png", Title: "Run of " + rec.Tentacle, Alt: "The steps of " + rec.Tentacle + ", coloured by how each did", PNG: png.Bytes()}
 }
 
 // describeResult says a run's result in words: whether it worked, how

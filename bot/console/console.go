@@ -223,7 +223,17 @@ func (c *Console) slash(ctx context.Context, b *strings.Builder, text string) {
 		Text:    text,
 		Files:   c.uploads,
 	})
-	c.show(b, rep)
+	c.show(b, c.waited(ctx, b, rep))
+}
+
+// waited shows the first words of work that goes on (a run) and waits
+// for the reply that ends it: a terminal line can't be updated in place.
+func (c *Console) waited(ctx context.Context, b *strings.Builder, rep command.Reply) command.Reply {
+	if rep.Later == nil {
+		return rep
+	}
+	b.WriteString(c.style.dim(c.mrkdwn(rep.Text)) + "\n")
+	return rep.Wait(ctx)
 }
 
 // closed refuses typing in an archived or deleted channel, as Slack does.
@@ -476,6 +486,7 @@ func (c *Console) click(ctx context.Context, b *strings.Builder, value, typed st
 		Value:   value,
 		Typed:   typed,
 	})
+	rep = c.waited(ctx, b, rep)
 	c.show(b, rep)
 	return rep
 }

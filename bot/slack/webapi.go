@@ -191,6 +191,9 @@ type target struct {
 // response_url, or as an ephemeral message), or in the channel. A public
 // post starts a thread the bot is in (or continues one).
 func (a *App) deliver(ctx context.Context, t target, rep command.Reply) error {
+	if rep.Later != nil {
+		return a.deliverLater(ctx, t, rep)
+	}
 	rep = a.prepare(ctx, t, rep)
 	if rep.Private {
 		if rep.Image != nil {

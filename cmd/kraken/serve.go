@@ -20,6 +20,7 @@ import (
 	"github.com/kraken-ops/kraken/bot/metrics"
 	"github.com/kraken-ops/kraken/bot/oidcauth"
 	"github.com/kraken-ops/kraken/bot/openai"
+	"github.com/kraken-ops/kraken/bot/runs"
 	"github.com/kraken-ops/kraken/bot/slack"
 	"github.com/kraken-ops/kraken/enclave"
 	"github.com/kraken-ops/kraken/k8s"
@@ -172,7 +173,7 @@ func serve(ctx context.Context, e env, s serveSettings, h serveHooks) error {
 	acks := m.Histogram("kraken_ack_seconds", "Time to acknowledge a request from Slack, by kind.", metrics.DefaultBuckets, "kind")
 	events := m.Counter("kraken_slack_events_total", "Things that happened to requests from Slack (handled, duplicate, rejected, ...).", "event")
 	commands := m.Counter("kraken_commands_total", "Commands, by verb and outcome.", "verb", "outcome")
-	runs := m.Counter("kraken_runs_total", "Tentacle runs asked for, by outcome.", "outcome")
+	runsTotal := m.Counter("kraken_runs_total", "Tentacle runs, by how they ended.", "state")
 	llmTokens := m.Counter("kraken_llm_tokens_total", "Language-model tokens used by conversations.")
 
 	sc := s.slack
@@ -188,14 +189,24 @@ func serve(ctx context.Context, e env, s serveSettings, h serveHooks) error {
 	if s.examples != "" {
 		examples = os.DirFS(s.examples)
 	}
-	reg, err := command.New(command.Config{
-		Enclaves: kube, Tentacles: tentacles, Store: db, Channels: app, Examples: examples, Logger: log,
-		Observe: func(verb, outcome string, _ time.Duration) {
-			commands.With(verb, outcome).Inc()
-			if verb == "run" && (outcome == "ok" || outcome == "failed") {
-				runs.With(outcome).Inc()
-			}
-		},
+	// Runs end after the request that started them; their end is told
+	// to the metrics and, for runs nobody waits for, to the channel.
+	var reg *command.Registry
+	runner, err := runs.New(runs.Config{Tentacles: tentacles, Store: db, Logger: log, Ended: func(rec runs.Record) {
+		runsTotal.With(string(rec.State)).Inc()
+		if reg == nil {
+			return
+		}
+		if err := app.Post(ctx, reg.RunEnded(ctx, rec)...); err != nil {
+			log.Warn("a failed run not told to its channel", "enclave", rec.Enclave, "err", err)
+		}
+	}})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	reg, err = command.New(command.Config{
+		Enclaves: kube, Tentacles: tentacles, Store: db, Channels: app, Examples: examples, Logger: log, Runner: runner,
+		Observe: func(verb, outcome string, _ time.Duration) { commands.With(verb, outcome).Inc() },
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -268,6 +279,22 @@ func serve(ctx context.Context, e env, s serveSettings, h serveHooks) error {
 		})
 	}
 	wg.Go(func() { reconcileLoop(runCtx, s.reconcile, reg, app, log) })
+	wg.Go(func() {
+		// Runs a stopped bot left "running" are marked interrupted, with
+		// a Retry button in their channel.
+		select {
+		case <-app.Ready():
+		case <-runCtx.Done():
+			return
+		}
+		posts, err := reg.Interrupted(runCtx)
+		if err != nil {
+			log.Warn("interrupted runs not marked", "err", err)
+		}
+		if err := app.Post(runCtx, posts...); err != nil {
+			log.Warn("interrupted runs not told", "err", err)
+		}
+	})
 	for i, ln := range []net.Listener{httpLn, adminLn} {
 		srv := servers[i]
 		wg.Go(func() {
@@ -291,6 +318,9 @@ func serve(ctx context.Context, e env, s serveSettings, h serveHooks) error {
 	for _, srv := range servers {
 		_ = srv.Shutdown(shutdown)
 	}
+	// Runs in flight may finish within the grace; the rest are recorded
+	// as interrupted.
+	runner.Drain(shutdown)
 	stop()
 	wg.Wait()
 	log.Info("kraken stopped")

@@ -270,7 +270,8 @@ func (e *e2e) command(user slacktest.User, text string, socket bool) string {
 		for _, m := range e.srv.Messages(e.ops.ID) {
 			// Commands run one at a time here: the bot's next message is
 			// the answer.
-			if !seen[m.TS] && m.BotID != "" && !strings.Contains(m.AllText(), "Thinking…") {
+			// A run's message says it runs, then is updated in place.
+			if !seen[m.TS] && m.BotID != "" && !strings.Contains(m.AllText(), "Thinking…") && !strings.Contains(m.AllText(), "Running *") {
 				answer = m.AllText()
 				return true
 			}
@@ -464,7 +465,7 @@ func TestServeEndToEnd(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("metrics: %d", code)
 	}
-	mustContain(t, "metrics", metricsText, `kraken_commands_total{verb="deploy",outcome="denied"}`, `kraken_runs_total{outcome="ok"}`, "kraken_ack_seconds_bucket", `kraken_slack_events_total{event="rejected"}`)
+	mustContain(t, "metrics", metricsText, `kraken_commands_total{verb="deploy",outcome="denied"}`, `kraken_runs_total{state="succeeded"}`, "kraken_ack_seconds_bucket", `kraken_slack_events_total{event="rejected"}`)
 	if code, _ := e.get("/admin/v1/audit", ""); code != http.StatusUnauthorized {
 		t.Errorf("admin API without a token: %d", code)
 	}
