@@ -163,13 +163,15 @@ func newEntry(enc string, st tentacle.Status, t tentacle.Trigger) (*entry, error
 			return nil, fmt.Errorf("%s in %s: time zone %q: %w", st.Name, enc, t.Timezone, err)
 		}
 	}
-	name := t.Name
+	name, input := t.Name, json.RawMessage(`{}`)
 	if name == "" {
 		name = t.Schedule
+	} else if input, err = json.Marshal(map[string]string{"trigger": name}); err != nil {
+		return nil, fmt.Errorf("%s in %s: %w", st.Name, enc, err)
 	}
 	return &entry{
 		id: enc + "/" + st.Name + "/" + name, enclave: enc, tentacle: st.Name, revision: st.Revision,
-		trigger: name, named: t.Name != "", spec: t.Schedule, zone: t.Timezone, loc: loc, sched: sched,
+		trigger: name, input: input, spec: t.Schedule, zone: t.Timezone, loc: loc, sched: sched,
 		deployed: st.DeployedAt, index: -1,
 	}, nil
 }

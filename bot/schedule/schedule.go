@@ -137,8 +137,8 @@ type entry struct {
 	enclave  string
 	tentacle string
 	revision int
-	trigger  string // name, or schedule when unnamed
-	named    bool
+	trigger  string          // name, or schedule when unnamed
+	input    json.RawMessage // what a fire posts: {"trigger": name}, or {}
 	spec     string
 	zone     string
 	loc      *time.Location
@@ -336,11 +336,7 @@ func (e *entry) nextAfter(t time.Time) time.Time {
 }
 
 func (e *entry) request() runs.Request {
-	input := json.RawMessage(`{}`)
-	if e.named {
-		input, _ = json.Marshal(map[string]string{"trigger": e.trigger})
-	}
-	return runs.Request{Enclave: e.enclave, Tentacle: e.tentacle, Revision: e.revision, Trigger: "cron:" + e.trigger, Input: input}
+	return runs.Request{Enclave: e.enclave, Tentacle: e.tentacle, Revision: e.revision, Trigger: "cron:" + e.trigger, Input: e.input}
 }
 
 // queue is a min-heap of entries by next fire.
