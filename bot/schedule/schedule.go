@@ -7,6 +7,12 @@
 // starts a run through the runs package, so every fire has a record; a
 // fire that cannot run (the last run still going, the bot down) is noted
 // there too.
+//
+// Known limits: a fire is skipped only while a run this scheduler started
+// is going (a manual run does not hold a schedule back); failure pauses
+// and the time of the last handled fire live in this replica's store, so
+// a new leader on another replica does not see the old leader's pauses
+// (Config.LastAlive covers the missed-fire count, not the pauses).
 package schedule
 
 import (
