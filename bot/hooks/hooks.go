@@ -36,10 +36,10 @@ import (
 	"github.com/kraken-ops/kraken/tentacle"
 )
 
-// Runner starts runs; *runs.Runner is one.
+// Runner starts runs; *runs.Runner is one. done, when set, is called
+// with the run's record and result when it ends.
 type Runner interface {
 	Start(ctx context.Context, req runs.Request, done func(runs.Record, json.RawMessage)) (runs.Record, error)
-	Run(ctx context.Context, req runs.Request) (runs.Record, json.RawMessage, error)
 }
 
 // Config wires Hooks.
@@ -193,28 +193,39 @@ func (h *Hooks) serve(w http.ResponseWriter, r *http.Request) {
 	}
 
 	req := runs.Request{Enclave: enc, Tentacle: name, Revision: tg.revision, Trigger: "webhook:" + t.Path, Input: input}
-	if r.URL.Query().Get("wait") == "1" {
-		rec, result, err := h.cfg.Runner.Run(r.Context(), req)
-		if err != nil {
-			h.refused(w, log, delivery, err)
-			return
-		}
-		if result == nil {
-			writeJSON(w, http.StatusBadGateway, map[string]string{"run": rec.ID, "error": rec.Error})
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusOK)
-		w.Write(result)
-		return
+	// Waiting callers get the result; one who stops waiting does not
+	// cancel the run, which was accepted and goes on with its record.
+	type ended struct {
+		rec    runs.Record
+		result json.RawMessage
 	}
-	rec, err := h.cfg.Runner.Start(r.Context(), req, nil)
+	var done func(runs.Record, json.RawMessage)
+	wait := r.URL.Query().Get("wait") == "1"
+	end := make(chan ended, 1)
+	if wait {
+		done = func(rec runs.Record, result json.RawMessage) { end <- ended{rec, result} }
+	}
+	rec, err := h.cfg.Runner.Start(r.Context(), req, done)
 	if err != nil {
 		h.refused(w, log, delivery, err)
 		return
 	}
 	log.Info("webhook started a run", "run", rec.ID)
-	writeJSON(w, http.StatusAccepted, map[string]string{"run": rec.ID})
+	if !wait {
+		writeJSON(w, http.StatusAccepted, map[string]string{"run": rec.ID})
+		return
+	}
+	select {
+	case e := <-end:
+		if e.result == nil {
+			writeJSON(w, http.StatusBadGateway, map[string]string{"run": e.rec.ID, "error": e.rec.Error})
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		w.Write(e.result)
+	case <-r.Context().Done():
+	}
 }
 
 // refused answers a run the runner would not start; the delivery is

@@ -295,3 +295,59 @@ func TestCheckSubject(t *testing.T) {
 		t.Error("a wildcard prefix was accepted")
 	}
 }
+
+// slow holds each run until released.
+type slow struct {
+	began   chan struct{}
+	release chan struct{}
+}
+
+func (s slow) Run(_ context.Context, req runs.Request) (runs.Record, json.RawMessage, error) {
+	s.began <- struct{}{}
+	<-s.release
+	return runs.Record{ID: "r"}, json.RawMessage(`{"success":true}`), nil
+}
+
+// TestStopFinishesTakenMessages: a stopping Queue answers the requests it
+// took before closing, and takes no new ones.
+func TestStopFinishesTakenMessages(t *testing.T) {
+	nc := connect(t)
+	c := newCluster()
+	c.deploy("payments", "orders", "orders.new")
+	run := slow{began: make(chan struct{}, 1), release: make(chan struct{})}
+	p := prefix()
+	q, err := New(Config{URL: natsURL, Prefix: p, Enclaves: c, Tentacles: tentacles{c}, Runner: run})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- q.Run(ctx) }()
+	waitScans(t, q, 1)
+
+	replied := make(chan *nats.Msg, 1)
+	go func() {
+		m, err := nc.Request(p+".payments.orders.new", []byte(`{}`), 10*time.Second)
+		if err != nil {
+			t.Errorf("request: %v", err)
+		}
+		replied <- m
+	}()
+	<-run.began
+	cancel()
+	select {
+	case <-stopped:
+		t.Fatal("Run returned with a run in flight")
+	case <-time.After(200 * time.Millisecond):
+	}
+	if _, err := nc.Request(p+".payments.orders.new", []byte(`{}`), time.Second); err == nil {
+		t.Fatal("a stopping queue took a new message")
+	}
+	close(run.release)
+	if m := <-replied; m == nil || string(m.Data) != `{"success":true}` {
+		t.Fatalf("reply %v", m)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+}
