@@ -62,7 +62,10 @@ func (b *Bucket[T]) Put(ctx context.Context, key string, v T) error {
 	if err != nil {
 		return fmt.Errorf("store: %s: put %q: %w", b.name, key, err)
 	}
-	err = b.db.update(ctx, func(tx *bolt.Tx) error {
+	// Puts from many goroutines at once (a burst of scheduled runs
+	// recording their start) share one transaction and one sync; a lone
+	// Put waits at most batchDelay for company.
+	err = b.db.batched(ctx, func(tx *bolt.Tx) error {
 		bk, err := b.write(tx)
 		if err != nil {
 			return err

@@ -136,6 +136,8 @@ func open(path string, opts Options, migs []migration) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	// A lone batched write waits this long for others to share its sync.
+	b.MaxBatchDelay = batchDelay
 	db := &DB{bolt: b, path: path, eventTTL: opts.EventTTL, now: opts.Now, batch: pruneBatch}
 	if err := db.migrate(migs); err != nil {
 		b.Close()
@@ -233,6 +235,20 @@ func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 		return err
 	}
 	return db.bolt.Update(fn)
+}
+
+// batchDelay is how long a batched write waits for company: about one
+// sync, so a burst shares syncs and a lone write costs little more.
+const batchDelay = 2 * time.Millisecond
+
+// batched runs fn in a read-write transaction it may share with other
+// goroutines' (bbolt's Batch): still on disk when it returns nil. fn may
+// run more than once, so it must do the same thing each time.
+func (db *DB) batched(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return db.bolt.Batch(fn)
 }
 
 // view runs fn in a read-only transaction.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/kraken-ops/kraken/bot/runs"
@@ -196,24 +197,18 @@ func (s *Scheduler) fire(ctx context.Context, now time.Time) {
 	}
 	s.mu.Unlock()
 
+	// Due fires start together: each run's record is written to disk
+	// before it starts, and writes made at once share their syncs.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, firePool)
 	for _, f := range fires {
-		if f.skip {
-			if _, err := s.cfg.Runner.Note(ctx, f.req, runs.Skipped, "the last run was still going"); err != nil {
-				s.log.Error("skipped fire not recorded", "enclave", f.e.enclave, "tentacle", f.e.tentacle, "err", err)
-			}
-			continue
-		}
-		id, tk := f.e.id, f.e.enclave+"/"+f.e.tentacle
-		_, err := s.cfg.Runner.Start(ctx, f.req, func(rec runs.Record, _ json.RawMessage) {
-			s.ended(context.WithoutCancel(ctx), id, rec)
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			s.start(ctx, f.e, f.req, f.skip)
 		})
-		if err != nil {
-			s.mu.Lock()
-			delete(s.busy, tk)
-			s.mu.Unlock()
-			s.log.Error("scheduled run not started", "enclave", f.e.enclave, "tentacle", f.e.tentacle, "trigger", f.e.trigger, "err", err)
-		}
 	}
+	wg.Wait()
 	if len(fires) > 0 {
 		s.mu.Lock()
 		s.mark = now
@@ -368,5 +363,28 @@ func (s *Scheduler) saveMark(ctx context.Context, force bool) {
 	s.mu.Unlock()
 	if err := s.clock.Put(ctx, clockKey, mark); err != nil {
 		s.log.Error("last fire time not kept", "err", err)
+	}
+}
+
+// firePool bounds how many due fires start at once.
+const firePool = 256
+
+// start starts one due fire, or notes it skipped.
+func (s *Scheduler) start(ctx context.Context, e *entry, req runs.Request, skip bool) {
+	if skip {
+		if _, err := s.cfg.Runner.Note(ctx, req, runs.Skipped, "the last run was still going"); err != nil {
+			s.log.Error("skipped fire not recorded", "enclave", e.enclave, "tentacle", e.tentacle, "err", err)
+		}
+		return
+	}
+	id, tk := e.id, e.enclave+"/"+e.tentacle
+	_, err := s.cfg.Runner.Start(ctx, req, func(rec runs.Record, _ json.RawMessage) {
+		s.ended(context.WithoutCancel(ctx), id, rec)
+	})
+	if err != nil {
+		s.mu.Lock()
+		delete(s.busy, tk)
+		s.mu.Unlock()
+		s.log.Error("scheduled run not started", "enclave", e.enclave, "tentacle", e.tentacle, "trigger", e.trigger, "err", err)
 	}
 }
