@@ -52,6 +52,13 @@ func (r *Registry) Role(ctx context.Context, req Request) (string, error) {
 	return role.String(), nil
 }
 
+// SetWebhooks sets what tells people their webhooks' addresses and
+// secrets; the webhook triggers are made after the registry.
+func (r *Registry) SetWebhooks(w Webhooks) { r.cfg.Webhooks = w }
+
+// SetSchedules sets the scheduler /kraken resume talks to.
+func (r *Registry) SetSchedules(s Schedules) { r.cfg.Schedules = s }
+
 // SetChat sets what answers a request whose first word is not a verb.
 // Without one, such a request gets a short help reply. Call it before
 // the registry takes requests.
@@ -90,7 +97,7 @@ func (r *Registry) Tools(ctx context.Context, req Request) ([]Command, error) {
 	var out []Command
 	for _, v := range r.verbs {
 		switch {
-		case v.Name == "help" || v.Name == "secret":
+		case v.Name == "help" || v.Name == "secret" || v.Name == "webhooks":
 			continue
 		case v.op == 0:
 			out = append(out, v.Command)

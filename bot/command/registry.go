@@ -57,6 +57,9 @@ type Config struct {
 	// Schedules, when set, resumes a tentacle's schedule paused after
 	// failures (/kraken resume).
 	Schedules Schedules
+	// Webhooks, when set, tells people their webhooks' addresses and
+	// secrets (/kraken webhooks).
+	Webhooks Webhooks
 }
 
 // Schedules is what the registry asks of the cron scheduler.

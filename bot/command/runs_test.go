@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/kraken-ops/kraken/bot/command"
+	"github.com/kraken-ops/kraken/tentacle"
 )
 
 func TestRunsAreRecorded(t *testing.T) {
@@ -46,5 +47,40 @@ func TestRunsAreRecorded(t *testing.T) {
 	home, err := f.reg.Home(ctx, member)
 	if err != nil || len(home.Runs) != 1 || !home.Runs[0].OK || !strings.HasPrefix(home.Runs[0].Summary, "succeeded") {
 		t.Errorf("home runs: %+v %v", home.Runs, err)
+	}
+}
+
+type webhooks struct{}
+
+func (webhooks) Secret(enc, name string, t tentacle.Trigger) string {
+	return "sec-" + enc + "-" + name + "-" + t.Path
+}
+func (webhooks) URL(enc, name, path string) string {
+	return "https://kraken.example/hooks/" + enc + "/" + name + "/" + path
+}
+
+func TestWebhooksVerb(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.provisioned()
+	files := map[string][]byte{
+		"workflow.yaml": []byte("name: hooked\nversion: \"1.0\"\ntriggers:\n  - type: webhook\n    path: /push\n    provider: github\n    event: push\nnodes:\n  hi:\n    path: ./nodes/hi.ts\nedges: []\n"),
+		"nodes/hi.ts":   []byte("export default async function run(ctx, input) { return { hi: true }; }\n"),
+	}
+	r := f.reg.ProposeDeploy(ctx, command.Request{Actor: owner, Channel: general}, files)
+	if r.Confirm == nil {
+		t.Fatalf("proposal: %+v", r)
+	}
+	f.reg.Click(ctx, command.Click{Actor: owner, Channel: general, Value: r.Confirm.ConfirmValue})
+	if r := f.do(owner, "webhooks hooked"); !r.Failed || !strings.Contains(r.Text, "not set up") {
+		t.Errorf("webhooks without webhooks: %+v", r)
+	}
+	f.reg.SetWebhooks(webhooks{})
+	got := f.ok(owner, "webhooks hooked")
+	if !got.Private || !strings.Contains(got.Text, "https://kraken.example/hooks/payments/hooked//push") || !strings.Contains(got.Text, "sec-payments-hooked-/push") || !strings.Contains(got.Text, "GitHub") {
+		t.Errorf("webhooks: %+v", got)
+	}
+	if r := f.do(other, "webhooks hooked"); !r.Failed || strings.Contains(r.Text, "sec-") {
+		t.Errorf("an outsider saw the webhooks: %+v", r)
 	}
 }

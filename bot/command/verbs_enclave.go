@@ -40,7 +40,7 @@ func (r *Registry) define() []*verb {
 	}
 	vs = append(vs, r.tentacleVerbs()...)
 	vs = append(vs, r.runVerbs()...)
-	return append(vs, r.secretVerb())
+	return append(vs, r.webhookVerb(), r.secretVerb())
 }
 
 func word(name, desc string, required bool) Param {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kraken-ops/kraken/bot/runs"
 	"github.com/kraken-ops/kraken/enclave"
+	"github.com/kraken-ops/kraken/tentacle"
 )
 
 func (r *Registry) runVerbs() []*verb {
@@ -202,4 +203,54 @@ func (r *Registry) RunEnded(ctx context.Context, rec runs.Record) []Post {
 	}
 	return []Post{{Channel: e.Channel, Reply: Reply{Text: text + ". `/kraken logs " + rec.Tentacle + "` shows what it logged.", Failed: true,
 		Buttons: []Button{{Label: "Retry", Value: RunValue("retry " + rec.ID)}}}}}
+}
+
+// Webhooks is what the registry asks of the webhook triggers: each
+// trigger's address and the secret its sender signs with.
+type Webhooks interface {
+	Secret(enclave, tentacle string, t tentacle.Trigger) string
+	URL(enclave, tentacle, path string) string
+}
+
+func (r *Registry) webhookVerb() *verb {
+	return &verb{
+		Command: Command{Name: "webhooks", Usage: "<tentacle>", Summary: "where to send a tentacle's webhooks and the secret to sign them with (shown only to you)", Enclave: true,
+			Params: []Param{word("tentacle", "the tentacle's name", true)}},
+		op: enclave.OpDeploy, onTentacle: true, minArgs: 1, run: r.webhooks,
+	}
+}
+
+// webhooks shows the person who may change a tentacle how to call its
+// webhook triggers. The secret is shown privately, as a provider shows a
+// new key: it is what they paste into the sender's settings.
+func (r *Registry) webhooks(ctx context.Context, c *call) Reply {
+	if !c.deployed {
+		return notDeployed(c)
+	}
+	if r.cfg.Webhooks == nil {
+		return private(failed("Webhooks are not set up on this bot."))
+	}
+	files, err := r.tentacles.Files(ctx, c.enc.Name, c.args[0], 0)
+	if err != nil {
+		return failed(explain("read "+c.args[0], err))
+	}
+	wf, err := tentacle.Parse(tentacle.FileName, files[tentacle.FileName])
+	if err != nil {
+		return failed(explain("read "+c.args[0], err))
+	}
+	var lines []string
+	for _, t := range wf.Triggers {
+		if t.Type != tentacle.TriggerWebhook {
+			continue
+		}
+		how := "sign the body with HMAC-SHA256 and send it as `X-Kraken-Signature: sha256=<hex>`"
+		if t.Provider == "github" {
+			how = "paste it as the GitHub webhook's secret (content type application/json)"
+		}
+		lines = append(lines, fmt.Sprintf("• `%s`\n  secret `%s`: %s", r.cfg.Webhooks.URL(c.enc.Name, c.args[0], t.Path), r.cfg.Webhooks.Secret(c.enc.Name, c.args[0], t), how))
+	}
+	if len(lines) == 0 {
+		return private(Reply{Text: fmt.Sprintf("*%s* has no webhook triggers.", c.args[0])})
+	}
+	return private(Reply{Text: fmt.Sprintf("Webhooks of *%s* (keep the secrets to yourself):\n%s", c.args[0], strings.Join(lines, "\n"))})
 }
