@@ -30,8 +30,8 @@ const (
 	// InEnclave: inside each enclave namespace, granted by
 	// Config.EnclaveRole, which Provision binds to the bot there.
 	InEnclave
-	// InBotNamespace: in Config.BotNamespace, granted by the bot's Role.
-	// The bot needs nothing there today, so the chart makes no Role.
+	// InBotNamespace: in Config.BotNamespace, granted by the bot's Role
+	// there (the leader election's Lease).
 	InBotNamespace
 )
 
@@ -77,7 +77,9 @@ type Access struct {
 // creates what does not exist yet, which the API server authorizes as
 // create too: hence create and patch together. The bot writes only with
 // apply, create, JSON patch and delete, never with PUT, so no rule grants
-// update.
+// update but one: client-go's leader election writes its Lease with PUT
+// (so that two replicas racing for it conflict), in the bot's own
+// namespace only.
 var RequiredAccess = []Access{
 	// get: Provision (before the enclave's RoleBinding exists, and of
 	// namespaces that are not enclaves), Get, Update, every tentacle
@@ -152,6 +154,11 @@ var RequiredAccess = []Access{
 	// Events lists the enclave's events.
 	{Resource: "events", Verbs: []string{"list"}, Scope: InEnclave,
 		Why: "tentacle events"},
+
+	// Lead: get, create (the first replica ever), update (renew, take
+	// over, release).
+	{Group: "coordination.k8s.io", Resource: "leases", Verbs: []string{"get", "create", "update"}, Scope: InBotNamespace,
+		Why: "the bot's replicas elect, with a Lease, the one that runs the work that must happen once (reconcile, schedules)"},
 }
 
 // CheckStatus is one line's outcome.

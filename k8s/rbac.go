@@ -111,7 +111,7 @@ func BotRBAC(o RBACOptions) []runtime.Object {
 		},
 	}
 	// The bot's own namespace gets a Role only when it needs something
-	// there (nothing, today).
+	// there: the leader election's Lease.
 	if rules := rulesFor(InBotNamespace, o); len(rules) > 0 {
 		objs = append(objs,
 			&rbacv1.Role{TypeMeta: rbacType("Role"), ObjectMeta: meta(o.Name, o.Namespace), Rules: rules},

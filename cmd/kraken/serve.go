@@ -41,6 +41,7 @@ type serveSettings struct {
 	reconcile  time.Duration
 	llm        openai.Config
 	llmOn      bool
+	ha         haSettings
 }
 
 // serveSettingsFrom reads the settings, and says every one that is
@@ -74,7 +75,9 @@ func serveSettingsFrom(getenv func(string) string) (serveSettings, error) {
 		reconcile: 5 * time.Minute,
 	}
 	s.llm, s.llmOn = llmSettings(getenv)
-	var problems []string
+	var problems, haProblems []string
+	s.ha, haProblems = haSettingsFrom(getenv)
+	problems = append(problems, haProblems...)
 	if s.slack.BotToken == "" {
 		problems = append(problems, "SLACK_BOT_TOKEN is not set (the bot's xoxb- token)")
 	}
@@ -136,10 +139,12 @@ func runServe(ctx context.Context, e env, args []string) error {
 type serveHooks struct {
 	kube      func(*k8s.Config)
 	listening func(httpAddr, adminAddr string)
+	ha        haHooks
 }
 
 // serve runs the bot until ctx ends: Slack over HTTP (and Socket Mode
-// when an app token is set), the admin surface, and the reconcile loop.
+// when an app token is set), the admin surface, and, while this replica
+// is the leader, the reconcile loop.
 func serve(ctx context.Context, e env, s serveSettings, h serveHooks) error {
 	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
 	db, err := store.Open(s.data, store.Options{})
@@ -278,7 +283,24 @@ func serve(ctx context.Context, e env, s serveSettings, h serveHooks) error {
 			}
 		})
 	}
-	wg.Go(func() { reconcileLoop(runCtx, s.reconcile, reg, app, log) })
+	// The work that must happen once runs on the leader only.
+	leaderCfg := s.ha.leader
+	if h.ha.leader != nil {
+		h.ha.leader(&leaderCfg)
+	}
+	wg.Go(func() {
+		err := leaderLoops(runCtx, kube, leaderCfg, log,
+			func(ctx context.Context) error {
+				if h.ha.reconciling != nil {
+					h.ha.reconciling()
+				}
+				reconcileLoop(ctx, s.reconcile, reg, app, log)
+				return nil
+			})
+		if err != nil {
+			errs <- err
+		}
+	})
 	wg.Go(func() {
 		// Runs a stopped bot left "running" are marked interrupted, with
 		// a Retry button in their channel.
@@ -311,17 +333,26 @@ func serve(ctx context.Context, e env, s serveSettings, h serveHooks) error {
 	case runErr = <-errs:
 		log.Error("kraken stopping", "err", runErr)
 	}
-	// Finish the requests in flight; what is still queued stays pending
-	// in the store for the next start.
+	// Stop taking new work: once app.Run ends Slack's requests get 503,
+	// and Slack retries them on another replica; what is still queued
+	// stays pending in the store for the next start. The leader's loops
+	// end and the lease is released, so another replica takes over.
+	stop()
+	// Runs in flight may finish within the grace; the rest are recorded
+	// as interrupted.
+	drain := runner.Drain
+	if h.ha.drain != nil {
+		drain = h.ha.drain
+	}
+	grace, cancelGrace := context.WithTimeout(context.WithoutCancel(ctx), s.ha.shutdownGrace())
+	drain(grace)
+	cancelGrace()
+	// Finish the requests in flight.
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	for _, srv := range servers {
 		_ = srv.Shutdown(shutdown)
 	}
-	// Runs in flight may finish within the grace; the rest are recorded
-	// as interrupted.
-	runner.Drain(shutdown)
-	stop()
 	wg.Wait()
 	log.Info("kraken stopped")
 	return runErr

@@ -1,0 +1,280 @@
+package k8s_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kraken-ops/kraken/k8s"
+	"github.com/kraken-ops/kraken/k8s/k8stest/botenv"
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/client-go/rest"
+)
+
+// Short durations, so that failovers take seconds.
+var testLeader = k8s.LeaderConfig{
+	LeaseDuration: 3 * time.Second,
+	RenewDeadline: 2 * time.Second,
+	RetryPeriod:   500 * time.Millisecond,
+}
+
+// terms records who led when, to show that no two candidates led at once.
+type terms struct {
+	mu     sync.Mutex
+	all    []term
+	starts chan term
+}
+
+type term struct {
+	who        string
+	start, end time.Time
+}
+
+func newTerms() *terms { return &terms{starts: make(chan term, 16)} }
+
+// lead is a candidate's lead func: it records its term.
+func (r *terms) lead(who string) func(context.Context) {
+	return func(ctx context.Context) {
+		r.mu.Lock()
+		i := len(r.all)
+		r.all = append(r.all, term{who: who, start: time.Now()})
+		r.mu.Unlock()
+		r.starts <- term{who: who, start: time.Now()}
+		<-ctx.Done()
+		r.mu.Lock()
+		r.all[i].end = time.Now()
+		r.mu.Unlock()
+	}
+}
+
+// next waits for a term to start.
+func (r *terms) next(t *testing.T, within time.Duration) term {
+	t.Helper()
+	select {
+	case tm := <-r.starts:
+		return tm
+	case <-time.After(within):
+		t.Fatalf("no candidate started leading within %v", within)
+		return term{}
+	}
+}
+
+// checkNoOverlap fails when a term started before the previous one ended.
+func (r *terms) checkNoOverlap(t *testing.T) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	all := slices.Clone(r.all)
+	slices.SortFunc(all, func(a, b term) int { return a.start.Compare(b.start) })
+	for i := 1; i < len(all); i++ {
+		prev := all[i-1]
+		if prev.end.IsZero() || all[i].start.Before(prev.end) {
+			t.Errorf("%s started leading at %s while %s led (%s to %s)",
+				all[i].who, all[i].start.Format(time.StampMilli), prev.who, prev.start.Format(time.StampMilli), prev.end.Format(time.StampMilli))
+		}
+	}
+}
+
+// candidate is one replica campaigning as the bot's ServiceAccount.
+type candidate struct {
+	name        string
+	cancel      func()
+	done        chan error
+	partitioned *atomic.Bool // its requests fail, as if cut off from the API server
+	stopped     bool
+}
+
+func startCandidate(t *testing.T, e *botenv.Env, r *terms, name string, cfg k8s.LeaderConfig) *candidate {
+	t.Helper()
+	cd := &candidate{name: name, done: make(chan error, 1), partitioned: new(atomic.Bool)}
+	kc := e.Config(t)
+	kc.Rest = rest.CopyConfig(e.Rest)
+	kc.Rest.Wrap(func(next http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(req *http.Request) (*http.Response, error) {
+			if cd.partitioned.Load() {
+				return nil, errors.New("partitioned")
+			}
+			return next.RoundTrip(req)
+		})
+	})
+	c, err := k8s.New(kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cd.cancel = cancel
+	cfg.Identity = name
+	go func() { cd.done <- c.Lead(ctx, cfg, r.lead(name)) }()
+	t.Cleanup(func() { cd.stop(t) })
+	return cd
+}
+
+// stop ends the candidate and waits for Lead to return.
+func (cd *candidate) stop(t *testing.T) {
+	t.Helper()
+	cd.partitioned.Store(false)
+	cd.cancel()
+	if cd.stopped {
+		return
+	}
+	cd.stopped = true
+	select {
+	case err := <-cd.done:
+		if err != nil {
+			t.Errorf("%s: Lead: %v", cd.name, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("%s: Lead did not return within 10s of its context ending", cd.name)
+	}
+}
+
+// TestLeadFailover runs candidates for the leader lease as the bot, with
+// the chart's RBAC only: one leads at a time; a leader that stops (the
+// SIGTERM path) hands over at once; a leader cut off from the API server
+// stops leading before another takes over, within the lease duration.
+func TestLeadFailover(t *testing.T) {
+	t.Parallel()
+	e := botenv.Install(t)
+	r := newTerms()
+	defer r.checkNoOverlap(t)
+	cfg := testLeader
+
+	a := startCandidate(t, e, r, "a", cfg)
+	b := startCandidate(t, e, r, "b", cfg)
+	first := r.next(t, 30*time.Second) // the bot's Role may take a moment to apply
+	leader, follower := a, b
+	if first.who == "b" {
+		leader, follower = b, a
+	}
+	// Both campaign; the follower must stay a follower for a while.
+	time.Sleep(2 * cfg.LeaseDuration)
+	select {
+	case tm := <-r.starts:
+		t.Fatalf("%s started leading while %s held the lease", tm.who, first.who)
+	default:
+	}
+
+	// SIGTERM: the leader's context ends, its lead returns, it releases
+	// the lease.
+	stopped := time.Now()
+	leader.stop(t)
+	next := r.next(t, cfg.LeaseDuration)
+	if next.who != follower.name {
+		t.Fatalf("after %s stopped, %s leads, want %s", leader.name, next.who, follower.name)
+	}
+	released := next.start.Sub(stopped)
+	t.Logf("failover after a release: %v", released.Round(time.Millisecond))
+	if max := 2*cfg.RetryPeriod + time.Second; released > max {
+		t.Errorf("failover after a release took %v, want under %v", released, max)
+	}
+
+	// A crash, or a partition: the leader stops renewing without
+	// releasing. It must stop leading after RenewDeadline, and the other
+	// take over only after LeaseDuration.
+	leader, follower = follower, startCandidate(t, e, r, "c", cfg)
+	time.Sleep(cfg.RetryPeriod)
+	cut := time.Now()
+	leader.partitioned.Store(true)
+	next = r.next(t, cfg.LeaseDuration+cfg.RenewDeadline)
+	if next.who != follower.name {
+		t.Fatalf("after %s was cut off, %s leads, want %s", leader.name, next.who, follower.name)
+	}
+	expired := next.start.Sub(cut)
+	t.Logf("failover after a crash: %v (lease %v, retry %v)", expired.Round(time.Millisecond), cfg.LeaseDuration, cfg.RetryPeriod)
+	if max := cfg.LeaseDuration + 3*cfg.RetryPeriod + time.Second; expired > max {
+		t.Errorf("failover after a crash took %v, want under %v", expired, max)
+	}
+	r.mu.Lock()
+	for _, tm := range r.all {
+		if tm.who == leader.name && !tm.end.IsZero() {
+			t.Logf("the cut-off leader stopped leading %v after the cut", tm.end.Sub(cut).Round(time.Millisecond))
+		}
+	}
+	r.mu.Unlock()
+	// Back on the network, the old leader is a follower.
+	leader.partitioned.Store(false)
+	time.Sleep(2 * cfg.RetryPeriod)
+	select {
+	case tm := <-r.starts:
+		t.Fatalf("%s started leading while %s held the lease", tm.who, follower.name)
+	default:
+	}
+	leader.stop(t)
+	follower.stop(t)
+}
+
+// TestLeadKeepLease: a leader that ends without releasing, as a crashed
+// pod does, is succeeded once the lease expires.
+func TestLeadKeepLease(t *testing.T) {
+	t.Parallel()
+	e := botenv.Install(t)
+	r := newTerms()
+	defer r.checkNoOverlap(t)
+	crash := testLeader
+	crash.KeepLease = true
+	a := startCandidate(t, e, r, "a", crash)
+	if tm := r.next(t, 30*time.Second); tm.who != "a" {
+		t.Fatalf("%s leads, want a", tm.who)
+	}
+	b := startCandidate(t, e, r, "b", testLeader)
+	time.Sleep(testLeader.RetryPeriod)
+	killed := time.Now()
+	a.stop(t)
+	tm := r.next(t, 2*testLeader.LeaseDuration)
+	took := tm.start.Sub(killed)
+	t.Logf("failover after a leader ended without releasing: %v", took.Round(time.Millisecond))
+	if took < testLeader.LeaseDuration-testLeader.RetryPeriod-500*time.Millisecond {
+		t.Errorf("b took over after %v, before a's lease (%v) could have expired", took, testLeader.LeaseDuration)
+	}
+	if max := testLeader.LeaseDuration + 3*testLeader.RetryPeriod + time.Second; took > max {
+		t.Errorf("failover took %v, want under %v", took, max)
+	}
+	b.stop(t)
+}
+
+// TestChartReplicas: with persistence the chart runs one pod that owns
+// the bbolt file; without, several that elect a leader. Either way each
+// pod names itself in the lease and outlives its shutdown grace.
+func TestChartReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		persistence bool
+		replicas    int32
+	}{
+		{"persistence", true, 1},
+		{"no persistence", false, 2},
+	} {
+		objs := renderChart(t, "kraken", "kraken-system", map[string]any{"persistence": map[string]any{"enabled": tc.persistence}})
+		dep := findObject[appsv1.Deployment](t, objs, "Deployment", "kraken")
+		if dep.Spec.Replicas == nil || *dep.Spec.Replicas != tc.replicas {
+			t.Errorf("%s: replicas %v, want %d", tc.name, dep.Spec.Replicas, tc.replicas)
+		}
+		if tc.persistence != (dep.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType) {
+			t.Errorf("%s: strategy %q", tc.name, dep.Spec.Strategy.Type)
+		}
+		pod := dep.Spec.Template.Spec
+		var podName, grace string
+		for _, e := range pod.Containers[0].Env {
+			switch e.Name {
+			case "KRAKEN_POD_NAME":
+				if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+					podName = e.ValueFrom.FieldRef.FieldPath
+				}
+			case "KRAKEN_SHUTDOWN_GRACE":
+				grace = e.Value
+			}
+		}
+		if podName != "metadata.name" {
+			t.Errorf("%s: KRAKEN_POD_NAME is not the pod's name", tc.name)
+		}
+		d, err := time.ParseDuration(grace)
+		if err != nil || pod.TerminationGracePeriodSeconds == nil || time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second < d+5*time.Second {
+			t.Errorf("%s: KRAKEN_SHUTDOWN_GRACE %q, terminationGracePeriodSeconds %v: the pod must outlive the grace by a few seconds", tc.name, grace, pod.TerminationGracePeriodSeconds)
+		}
+	}
+}
