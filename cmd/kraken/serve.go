@@ -42,6 +42,7 @@ type serveSettings struct {
 	llm        openai.Config
 	llmOn      bool
 	ha         haSettings
+	triggers   triggerSettings
 }
 
 // serveSettingsFrom reads the settings, and says every one that is
@@ -75,9 +76,11 @@ func serveSettingsFrom(getenv func(string) string) (serveSettings, error) {
 		reconcile: 5 * time.Minute,
 	}
 	s.llm, s.llmOn = llmSettings(getenv)
-	var problems, haProblems []string
+	var problems, haProblems, triggerProblems []string
 	s.ha, haProblems = haSettingsFrom(getenv)
 	problems = append(problems, haProblems...)
+	s.triggers, triggerProblems = triggerSettingsFrom(getenv)
+	problems = append(problems, triggerProblems...)
 	if s.slack.BotToken == "" {
 		problems = append(problems, "SLACK_BOT_TOKEN is not set (the bot's xoxb- token)")
 	}
@@ -91,9 +94,11 @@ func serveSettingsFrom(getenv func(string) string) (serveSettings, error) {
 		problems = append(problems, "KRAKEN_NAMESPACE and KRAKEN_ENCLAVE_ROLE must be set (the chart sets them)")
 	}
 	if v := getenv("KRAKEN_POD_LABELS"); v != "" {
-		if err := json.Unmarshal([]byte(v), &s.kube.BotPodLabels); err != nil {
-			problems = append(problems, "KRAKEN_POD_LABELS is not a JSON object of labels: "+err.Error())
+		labels, err := parseLabels(v)
+		if err != nil {
+			problems = append(problems, "KRAKEN_POD_LABELS: "+err.Error())
 		}
+		s.kube.BotPodLabels = labels
 	}
 	if v := getenv("KRAKEN_TENTACLE_NODE_SELECTOR"); v != "" && v != "null" {
 		if err := json.Unmarshal([]byte(v), &s.kube.NodeSelector); err != nil {
@@ -114,6 +119,26 @@ func serveSettingsFrom(getenv func(string) string) (serveSettings, error) {
 		return s, fmt.Errorf("serve: the bot's settings are incomplete:\n  - %s", strings.Join(problems, "\n  - "))
 	}
 	return s, nil
+}
+
+// parseLabels reads labels as the chart writes them (k=v,k=v) or as a
+// JSON object.
+func parseLabels(v string) (map[string]string, error) {
+	labels := map[string]string{}
+	if strings.HasPrefix(strings.TrimSpace(v), "{") {
+		if err := json.Unmarshal([]byte(v), &labels); err != nil {
+			return nil, fmt.Errorf("not a JSON object of labels: %w", err)
+		}
+		return labels, nil
+	}
+	for _, pair := range strings.Split(v, ",") {
+		k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q is not key=value", pair)
+		}
+		labels[k] = val
+	}
+	return labels, nil
 }
 
 func or(v, def string) string {
@@ -202,7 +227,9 @@ func serve(ctx context.Context, e env, s serveSettings, h serveHooks) error {
 		if reg == nil {
 			return
 		}
-		if err := app.Post(ctx, reg.RunEnded(ctx, rec)...); err != nil {
+		// A run may end during the drain, after ctx: still tell its channel.
+		bg := context.WithoutCancel(ctx)
+		if err := app.Post(bg, reg.RunEnded(bg, rec)...); err != nil {
 			log.Warn("a failed run not told to its channel", "enclave", rec.Enclave, "err", err)
 		}
 	}})
@@ -217,6 +244,10 @@ func serve(ctx context.Context, e env, s serveSettings, h serveHooks) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	app.SetCommands(reg)
+	trig, err := newTriggers(s.triggers, kube, tentacles, db, reg, app, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	if s.llmOn {
 		c, err := attachChat(reg, db, s.llm, "", log, func(_ string, n int) { llmTokens.With().Add(float64(n)) })
 		if err != nil {
@@ -262,7 +293,7 @@ func serve(ctx context.Context, e env, s serveSettings, h serveHooks) error {
 		h.listening(httpLn.Addr().String(), adminLn.Addr().String())
 	}
 	servers := []*http.Server{
-		{Handler: app.Handler(), ReadHeaderTimeout: 10 * time.Second},
+		{Handler: trig.handler(app), ReadHeaderTimeout: 10 * time.Second},
 		{Handler: adminHandler, ReadHeaderTimeout: 10 * time.Second},
 	}
 
@@ -296,11 +327,21 @@ func serve(ctx context.Context, e env, s serveSettings, h serveHooks) error {
 				}
 				reconcileLoop(ctx, s.reconcile, reg, app, log)
 				return nil
-			})
+			},
+			trig.sched.Run)
 		if err != nil {
 			errs <- err
 		}
 	})
+	if trig.queue != nil {
+		// Queue triggers run on every replica: the queue group hands each
+		// message to one of them.
+		wg.Go(func() {
+			if err := trig.queue.Run(runCtx); err != nil && runCtx.Err() == nil {
+				errs <- fmt.Errorf("queue triggers: %w", err)
+			}
+		})
+	}
 	wg.Go(func() {
 		// Runs a stopped bot left "running" are marked interrupted, with
 		// a Retry button in their channel.

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -39,7 +44,11 @@ func TestServeSettings(t *testing.T) {
 		{"socket mode only", map[string]string{"SLACK_SIGNING_SECRET": "", "SLACK_APP_TOKEN": "xapp-1"}, nil},
 		{"nothing", map[string]string{"SLACK_BOT_TOKEN": "", "SLACK_SIGNING_SECRET": "", "KRAKEN_IMAGE": "", "KRAKEN_NAMESPACE": ""},
 			[]string{"SLACK_BOT_TOKEN", "neither SLACK_SIGNING_SECRET", "KRAKEN_IMAGE", "KRAKEN_NAMESPACE"}},
-		{"bad labels", map[string]string{"KRAKEN_POD_LABELS": "app=kraken"}, []string{"KRAKEN_POD_LABELS is not a JSON object"}},
+		{"labels as the chart writes them", map[string]string{"KRAKEN_POD_LABELS": "app.kubernetes.io/name=kraken,app.kubernetes.io/instance=k"}, nil},
+		{"bad labels", map[string]string{"KRAKEN_POD_LABELS": "app"}, []string{`KRAKEN_POD_LABELS: "app" is not key=value`}},
+		{"bad JSON labels", map[string]string{"KRAKEN_POD_LABELS": "{app"}, []string{"not a JSON object of labels"}},
+		{"short webhook key", map[string]string{"KRAKEN_WEBHOOK_KEY": "short", "KRAKEN_PUBLIC_URL": "https://k"}, []string{"at least 32 bytes"}},
+		{"webhooks without a public address", map[string]string{"KRAKEN_WEBHOOK_KEY": strings.Repeat("k", 32)}, []string{"KRAKEN_PUBLIC_URL"}},
 		{"bad interval", map[string]string{"KRAKEN_RECONCILE_INTERVAL": "1s"}, []string{"at least 10s"}},
 		{"half an OIDC", map[string]string{"KRAKEN_OIDC_ISSUER": "https://idp"}, []string{"KRAKEN_OIDC_AUDIENCE"}},
 	}
@@ -117,6 +126,7 @@ func startServe(t *testing.T) *e2e {
 	}
 	s.slack.BotToken, s.slack.SigningSecret, s.slack.AppToken, s.slack.APIURL = srv.BotToken(), srv.SigningSecret(), srv.AppToken(), srv.APIURL()
 	s.oidc.Issuer, s.oidc.Audience, s.oidc.AdminGroup = e.idp.URL(), e.idp.Audience(), "platform-admins"
+	s.triggers = triggerSettings{webhookKey: []byte(strings.Repeat("w", 32)), publicURL: "https://kraken.test"}
 	s.llm, s.llmOn = llmSettings(envMap{"KRAKEN_LLM_BASE_URL": e.llm.BaseURL(), "KRAKEN_LLM_API_KEY": "sk-test"}.get)
 	addrs := make(chan [2]string, 1)
 	hooks := serveHooks{
@@ -459,6 +469,49 @@ func TestServeEndToEnd(t *testing.T) {
 	if _, err := tent.Status(ctx, e.ops.Name, "hello-fanout"); err == nil {
 		t.Error("hello-fanout is still deployed")
 	}
+
+	// A webhook trigger: the person who may change the tentacle learns
+	// where to send pushes and the secret; a signed push runs it, anything
+	// else runs nothing.
+	e.command(e.alice, "deploy push-digest", false)
+	e.press(e.alice, e.card("Ready to deploy *push-digest*"), "Deploy", nil)
+	e.card("Deployed *push-digest*")
+	if _, err := tent.WaitReady(wctx, e.ops.Name, "push-digest"); err != nil {
+		t.Fatalf("push-digest never ready: %v", err)
+	}
+	where := e.command(e.alice, "webhooks push-digest", false)
+	m := regexp.MustCompile(`https://kraken\.test(/hooks/\S+?)` + "`" + `[\s\S]*?secret ` + "`" + `([0-9a-f]{64})` + "`").FindStringSubmatch(where)
+	if m == nil {
+		t.Fatalf("webhooks answer: %s", where)
+	}
+	if got := e.command(e.bob, "webhooks push-digest", false); strings.Contains(got, m[2]) {
+		t.Errorf("someone who may not change the tentacle saw its webhook secret")
+	}
+	push := []byte(`{"repository":{"full_name":"o/r"},"pusher":{"name":"ada"},"ref":"refs/heads/main","commits":[{"message":"m"}]}`)
+	mac := hmac.New(sha256.New, []byte(m[2]))
+	mac.Write(push)
+	hook := func(sig string) int {
+		req, _ := http.NewRequest("POST", e.slackURL+m[1], bytes.NewReader(push))
+		req.Header.Set("X-Hub-Signature-256", sig)
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-GitHub-Delivery", "d-"+sig[len(sig)-6:])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := hook("sha256=" + strings.Repeat("0", 64)); code != http.StatusUnauthorized {
+		t.Errorf("a forged push: %d", code)
+	}
+	if code := hook("sha256=" + hex.EncodeToString(mac.Sum(nil))); code != http.StatusAccepted {
+		t.Fatalf("a signed push: %d", code)
+	}
+	e.eventually("the push's run recorded", func() bool {
+		return strings.Contains(e.command(e.alice, "runs push-digest", false), "succeeded, 1 steps")
+	})
+	mustContain(t, "the push's run", e.command(e.alice, "runs push-digest", false), "from webhook /push")
 
 	// The operators' side: metrics, and the audit log through the admin API.
 	code, metricsText := e.get("/metrics", "")
