@@ -74,6 +74,8 @@ bench: deno build
 	@echo
 	KUBETEST_CACHE="$(KUBETEST_CACHE)" hack/kubetest/with-cluster.sh \
 		$(GO) test -run '^$$' -bench 'ServeAck' -benchtime 1x ./cmd/kraken
+	@echo
+	$(GO) test -run '^$$' -bench 'TenThousand|WebhookToRun' -benchtime 1x ./bot/schedule ./bot/hooks
 
 lint: deno
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.cache/*')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
