@@ -98,7 +98,8 @@ func (r *Registry) status(ctx context.Context, c *call) Reply {
 	if !s.DeployedAt.IsZero() {
 		fields = append(fields, Field{"Deployed", s.DeployedAt.UTC().Format("2 Jan 15:04 MST")})
 	}
-	return Reply{Text: fmt.Sprintf("Tentacle *%s* is %s.", s.Name, healthWords(s)), Fields: fields}
+	return Reply{Text: fmt.Sprintf("Tentacle *%s* is %s.", s.Name, healthWords(s)), Fields: fields,
+		Buttons: []Button{{Label: "Run", Value: RunValue("run " + s.Name)}, {Label: "Runs", Value: RunValue("runs " + s.Name)}}}
 }
 
 // maxRunInput bounds a run's input typed in a command.

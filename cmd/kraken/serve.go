@@ -43,6 +43,9 @@ type serveSettings struct {
 	llmOn      bool
 	ha         haSettings
 	triggers   triggerSettings
+	// runRetention is how long run records are kept
+	// (KRAKEN_RUN_RETENTION, default 30 days).
+	runRetention time.Duration
 }
 
 // serveSettingsFrom reads the settings, and says every one that is
@@ -104,6 +107,14 @@ func serveSettingsFrom(getenv func(string) string) (serveSettings, error) {
 		if err := json.Unmarshal([]byte(v), &s.kube.NodeSelector); err != nil {
 			problems = append(problems, "KRAKEN_TENTACLE_NODE_SELECTOR is not a JSON object of labels: "+err.Error())
 		}
+	}
+	s.runRetention = 30 * 24 * time.Hour
+	if v := getenv("KRAKEN_RUN_RETENTION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Hour {
+			problems = append(problems, "KRAKEN_RUN_RETENTION must be a duration of at least 1h, like 720h")
+		}
+		s.runRetention = d
 	}
 	if v := getenv("KRAKEN_RECONCILE_INTERVAL"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -333,6 +344,7 @@ func serve(ctx context.Context, e env, s serveSettings, h serveHooks) error {
 			errs <- err
 		}
 	})
+	wg.Go(func() { pruneRuns(runCtx, runner, s.runRetention, log) })
 	if trig.queue != nil {
 		// Queue triggers run on every replica: the queue group hands each
 		// message to one of them.
@@ -435,6 +447,26 @@ func pruneMemory(ctx context.Context, c *chat.Chat, log *slog.Logger) {
 		}
 		if _, err := c.PruneMemory(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("conversation memory not pruned", "err", err)
+		}
+	}
+}
+
+// pruneRuns forgets run records past their retention, at start and then
+// every six hours.
+func pruneRuns(ctx context.Context, runner *runs.Runner, keep time.Duration, log *slog.Logger) {
+	if keep <= 0 {
+		keep = 30 * 24 * time.Hour
+	}
+	for {
+		if n, err := runner.Prune(ctx, time.Now().Add(-keep)); err != nil && ctx.Err() == nil {
+			log.Warn("old run records not pruned", "err", err)
+		} else if n > 0 {
+			log.Info("old run records pruned", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(6 * time.Hour):
 		}
 	}
 }

@@ -50,6 +50,7 @@ func TestServeSettings(t *testing.T) {
 		{"short webhook key", map[string]string{"KRAKEN_WEBHOOK_KEY": "short", "KRAKEN_PUBLIC_URL": "https://k"}, []string{"at least 32 bytes"}},
 		{"webhooks without a public address", map[string]string{"KRAKEN_WEBHOOK_KEY": strings.Repeat("k", 32)}, []string{"KRAKEN_PUBLIC_URL"}},
 		{"bad interval", map[string]string{"KRAKEN_RECONCILE_INTERVAL": "1s"}, []string{"at least 10s"}},
+		{"bad retention", map[string]string{"KRAKEN_RUN_RETENTION": "5m"}, []string{"KRAKEN_RUN_RETENTION"}},
 		{"half an OIDC", map[string]string{"KRAKEN_OIDC_ISSUER": "https://idp"}, []string{"KRAKEN_OIDC_AUDIENCE"}},
 	}
 	for _, tt := range tests {
