@@ -63,17 +63,17 @@ func arguments(raw string) (map[string]any, error) {
 }
 
 // forThePerson reports whether a reply asks the person to act (a
-// confirmation card, a private form, buttons), and what the thread
-// remembers of it. Such a reply goes to the person as it is: the model
-// can't press its buttons, and must not be able to.
+// confirmation card, a private form), and what the thread remembers of
+// it. Such a reply goes to the person as it is: the model can't press its
+// buttons, and must not be able to. Other buttons (Run, Runs, Retry) are
+// shortcuts: the model reads the reply's words and the person never sees
+// them through it.
 func forThePerson(rep command.Reply) (string, bool) {
 	switch {
 	case rep.Confirm != nil:
 		return fmt.Sprintf("(I showed a confirmation card: %s. Nothing happens unless the person confirms it.)", rep.Confirm.Title), true
 	case rep.Secret != nil:
 		return "(I showed the person a private form to set a secret.)", true
-	case len(rep.Buttons) > 0:
-		return "(I showed the person buttons to choose from.)", true
 	}
 	return "", false
 }
