@@ -282,7 +282,9 @@ func (e *e2e) command(user slacktest.User, text string, socket bool) string {
 			// Commands run one at a time here: the bot's next message is
 			// the answer.
 			// A run's message says it runs, then is updated in place.
-			if !seen[m.TS] && m.BotID != "" && !strings.Contains(m.AllText(), "Thinking…") && !strings.Contains(m.AllText(), "Running *") {
+			// A picture the bot shares is a message of its own, with no text.
+			text := strings.TrimSpace(m.AllText())
+			if !seen[m.TS] && m.BotID != "" && text != "" && !strings.Contains(text, "Thinking…") && !strings.Contains(text, "Running *") {
 				answer = m.AllText()
 				return true
 			}
