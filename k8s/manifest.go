@@ -377,8 +377,6 @@ func sizeText(n int) string {
 	return strconv.Itoa(n) + " bytes"
 }
 
-var secretKey = regexp.MustCompile(`^[-_a-zA-Z0-9][-._a-zA-Z0-9]*$`)
-
 // secretData encodes a tentacle's secrets as the engine reads them back
 // from its mount: one file per top-level name holding its JSON, so a
 // string stays a string (a bare text file would read back as
@@ -386,7 +384,7 @@ var secretKey = regexp.MustCompile(`^[-_a-zA-Z0-9][-._a-zA-Z0-9]*$`)
 func secretData(secrets map[string]any) (map[string][]byte, error) {
 	out := make(map[string][]byte, len(secrets))
 	for _, k := range slices.Sorted(maps.Keys(secrets)) {
-		if err := checkSecretKey(k); err != nil {
+		if err := tentacle.CheckSecretKey(k); err != nil {
 			return nil, err
 		}
 		b, err := json.Marshal(secrets[k])

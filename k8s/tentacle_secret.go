@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
-	"unicode/utf8"
 
 	"github.com/kraken-ops/kraken/enclave"
 	"github.com/kraken-ops/kraken/tentacle"
@@ -17,40 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
-
-// maxSecretValue bounds the value SetSecret writes.
-const maxSecretValue = 64 << 10
-
-// maxSecretKey bounds a secret's name, as Kubernetes bounds a Secret's
-// keys.
-const maxSecretKey = 253
-
-// checkSecretKey refuses a name a tentacle's secret cannot have: the
-// engine skips hidden files, and Kubernetes allows no other characters
-// in a Secret's key (so no path separators either). Deploy and SetSecret
-// share it; engine/dev has the same rule and message.
-func checkSecretKey(key string) error {
-	if len(key) <= maxSecretKey && secretKey.MatchString(key) {
-		return nil
-	}
-	shown := key
-	if len(shown) > 64 {
-		shown = shown[:64] + "..."
-	}
-	return fmt.Errorf("secret %q: a secret name must be letters, digits, '-', '_' or '.', not starting with '.', at most %d characters", shown, maxSecretKey)
-}
-
-// checkSecretValue refuses a value SetSecret does not store: too big, or
-// not text (JSON would change it). The error never holds the value.
-func checkSecretValue(value string) error {
-	if len(value) > maxSecretValue {
-		return fmt.Errorf("%w: the value has %d bytes; a secret set on its own may have at most %d KiB", tentacle.ErrTooLarge, len(value), maxSecretValue>>10)
-	}
-	if !utf8.ValidString(value) {
-		return errors.New("the value is not UTF-8 text")
-	}
-	return nil
-}
 
 // SetSecret sets one secret of a deployed tentacle, or removes it when
 // value is empty, keeping the others, then restarts the tentacle (its
@@ -85,7 +50,7 @@ func checkSecretValue(value string) error {
 // patch, and Restart's patch; one create more when the Secret is missing.
 func (t *Tentacles) SetSecret(ctx context.Context, enc, name, key, value string, p enclave.Provenance) error {
 	op := fmt.Sprintf("set a secret of tentacle %s in enclave %s", name, enc)
-	if err := checkSecretKey(key); err != nil {
+	if err := tentacle.CheckSecretKey(key); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	removing := value == ""
@@ -94,7 +59,7 @@ func (t *Tentacles) SetSecret(ctx context.Context, enc, name, key, value string,
 	} else {
 		op = fmt.Sprintf("set secret %s of tentacle %s in enclave %s", key, name, enc)
 	}
-	if err := checkSecretValue(value); err != nil {
+	if err := tentacle.CheckSecretValue(value); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	var data []byte // nil removes the key: null in the merge patch

@@ -263,13 +263,13 @@ func TestSetSecretRefuses(t *testing.T) {
 	if err := tc.SetSecret(ctx, ns, "vault", strings.Repeat("k", 253), "ok", prov); err != nil {
 		t.Errorf("a 253-character key: %v", err)
 	}
-	for _, v := range []string{strings.Repeat("v", maxSecretValue+1), "bad \xff utf-8"} {
+	for _, v := range []string{strings.Repeat("v", tentacle.MaxSecretValue+1), "bad \xff utf-8"} {
 		h.n.snapshot()
 		err := tc.SetSecret(ctx, ns, "vault", "x", v, prov)
 		switch {
 		case err == nil:
 			t.Errorf("SetSecret with a value of %d bytes went through", len(v))
-		case len(v) > maxSecretValue && !errors.Is(err, tentacle.ErrTooLarge):
+		case len(v) > tentacle.MaxSecretValue && !errors.Is(err, tentacle.ErrTooLarge):
 			t.Errorf("a value over 64 KiB: %v, want ErrTooLarge", err)
 		case strings.Contains(err.Error(), "vvvv") || strings.Contains(err.Error(), "bad \xff"):
 			t.Errorf("the error shows the value: %v", err)
@@ -278,7 +278,7 @@ func TestSetSecretRefuses(t *testing.T) {
 			t.Errorf("SetSecret with a bad value sent %q", n.log)
 		}
 	}
-	if err := tc.SetSecret(ctx, ns, "vault", "x", strings.Repeat("v", maxSecretValue), prov); err != nil {
+	if err := tc.SetSecret(ctx, ns, "vault", "x", strings.Repeat("v", tentacle.MaxSecretValue), prov); err != nil {
 		t.Errorf("a value of exactly 64 KiB: %v", err)
 	}
 	if got := h.objects(); !slices.Equal(got, objects) {
@@ -335,7 +335,7 @@ func TestSetSecretWholeSecretTooLarge(t *testing.T) {
 	ctx, ns, tc := h.ctx, h.ns, h.tc
 	_, err := tc.Deploy(ctx, ns, vaultBundle(t, "1.0", nil), prov)
 	must(t, err)
-	big := strings.Repeat("b", maxSecretValue)
+	big := strings.Repeat("b", tentacle.MaxSecretValue)
 	var i int
 	for i = 0; i < 20; i++ {
 		err = tc.SetSecret(ctx, ns, "vault", fmt.Sprintf("k%02d", i), big, prov)

@@ -8,7 +8,9 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -183,4 +185,40 @@ func loadSecretFile(path string) (map[string]any, error) {
 		return nil, err
 	}
 	return plainValue(root).(map[string]any), nil
+}
+
+// MaxSecretValue bounds one secret set on its own (/kraken secret).
+const MaxSecretValue = 64 << 10
+
+// maxSecretKey bounds a secret's name, as Kubernetes bounds a Secret's
+// keys.
+const maxSecretKey = 253
+
+var secretKeyPattern = regexp.MustCompile(`^[-_a-zA-Z0-9][-._a-zA-Z0-9]*$`)
+
+// CheckSecretKey refuses a name a tentacle's secret cannot have: the
+// engine skips hidden files, and Kubernetes allows no other characters in
+// a Secret's key (so no path separators either).
+func CheckSecretKey(key string) error {
+	if len(key) <= maxSecretKey && secretKeyPattern.MatchString(key) {
+		return nil
+	}
+	shown := key
+	if len(shown) > 64 {
+		shown = shown[:64] + "..."
+	}
+	return fmt.Errorf("secret %q: a secret name must be letters, digits, '-', '_' or '.', not starting with '.', at most %d characters", shown, maxSecretKey)
+}
+
+// CheckSecretValue refuses a value a secret set on its own can't hold:
+// too big, or not text (JSON would change it). The error never holds the
+// value.
+func CheckSecretValue(value string) error {
+	if len(value) > MaxSecretValue {
+		return fmt.Errorf("%w: the value has %d bytes; a secret set on its own may have at most %d KiB", ErrTooLarge, len(value), MaxSecretValue>>10)
+	}
+	if !utf8.ValidString(value) {
+		return errors.New("the value is not UTF-8 text")
+	}
+	return nil
 }

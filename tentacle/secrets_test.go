@@ -202,3 +202,24 @@ func TestSecretTooLarge(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestCheckSecretKeyAndValue(t *testing.T) {
+	for key, ok := range map[string]bool{
+		"api_key": true, "weather.token": true, "-x": true, "A-Z_0.9": true,
+		"": false, ".hidden": false, "a/b": false, `a\b`: false, "a b": false, "clé": false,
+		strings.Repeat("k", 253): true, strings.Repeat("k", 254): false,
+	} {
+		if err := CheckSecretKey(key); (err == nil) != ok {
+			t.Errorf("CheckSecretKey(%q) = %v", key, err)
+		}
+	}
+	if err := CheckSecretValue(strings.Repeat("v", MaxSecretValue)); err != nil {
+		t.Errorf("a value at the limit: %v", err)
+	}
+	if err := CheckSecretValue(strings.Repeat("v", MaxSecretValue+1)); !errors.Is(err, ErrTooLarge) || strings.Contains(err.Error(), "vvv") {
+		t.Errorf("a value over the limit: %v", err)
+	}
+	if err := CheckSecretValue("bad \xff"); err == nil || strings.Contains(err.Error(), "bad") {
+		t.Errorf("a value that is not text: %v", err)
+	}
+}

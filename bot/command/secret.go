@@ -6,17 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
 
 	"github.com/kraken-ops/kraken/enclave"
+	"github.com/kraken-ops/kraken/tentacle"
 )
-
-// secretKey is what a secret may be called: a file name in the
-// tentacle's secrets mount.
-var secretKey = regexp.MustCompile(`^[-_a-zA-Z0-9][-._a-zA-Z0-9]{0,252}$`)
-
-// maxSecretValue bounds a secret typed into the form.
-const maxSecretValue = 64 << 10
 
 func (r *Registry) secretVerb() *verb {
 	return &verb{
@@ -32,8 +25,8 @@ func (r *Registry) secret(ctx context.Context, c *call) Reply {
 		return notDeployed(c)
 	}
 	name, key := c.args[0], c.args[1]
-	if !secretKey.MatchString(key) {
-		return private(failed(fmt.Sprintf("A secret's name is letters, digits, dots, dashes and underscores, like `api_key`; %q is not one.", key)))
+	if tentacle.CheckSecretKey(key) != nil {
+		return private(failed(fmt.Sprintf("A secret's name is letters, digits, dots, dashes and underscores, not starting with a dot, like `api_key`; %s is not one.", escape(key))))
 	}
 	if c.pending == nil {
 		var b [16]byte
@@ -51,8 +44,8 @@ func (r *Registry) secret(ctx context.Context, c *call) Reply {
 			Secret: &SecretForm{Tentacle: name, Key: key, Token: p.ID, Expires: r.cfg.Now().Add(r.cfg.ConfirmTTL)},
 		})
 	}
-	if len(c.secret) > maxSecretValue {
-		return private(failed("That value is too long: a secret may be at most 64 KiB."))
+	if err := tentacle.CheckSecretValue(c.secret); err != nil {
+		return private(failed("That value can't be a secret: it must be text of at most 64 KiB."))
 	}
 	if err := r.tentacles.SetSecret(ctx, c.enc.Name, name, key, c.secret, c.prov); err != nil {
 		return private(failed(explain("set the secret", err)))

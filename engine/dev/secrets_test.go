@@ -217,12 +217,12 @@ func TestSetSecretRefuses(t *testing.T) {
 	if err := tc.SetSecret(ctx(t), "nowhere", "vault", ".bad", value, alice); errors.Is(err, tentacle.ErrNotDeployed) {
 		t.Errorf("a bad key is checked first: %v", err)
 	}
-	for _, v := range []string{strings.Repeat("v", maxSecretValue+1), "bad \xff utf-8"} {
+	for _, v := range []string{strings.Repeat("v", tentacle.MaxSecretValue+1), "bad \xff utf-8"} {
 		err := tc.SetSecret(ctx(t), "vr", "vault", "x", v, alice)
 		switch {
 		case err == nil:
 			t.Errorf("SetSecret with a value of %d bytes went through", len(v))
-		case len(v) > maxSecretValue && !errors.Is(err, tentacle.ErrTooLarge):
+		case len(v) > tentacle.MaxSecretValue && !errors.Is(err, tentacle.ErrTooLarge):
 			t.Errorf("a value over 64 KiB: %v, want ErrTooLarge", err)
 		case strings.Contains(err.Error(), "vvvv") || strings.Contains(err.Error(), "bad \xff"):
 			t.Errorf("the error shows the value: %v", err)
@@ -231,13 +231,13 @@ func TestSetSecretRefuses(t *testing.T) {
 	if after, err := readSecrets(tdir); err != nil || !maps.EqualFunc(after, before, func(a, b []byte) bool { return string(a) == string(b) }) {
 		t.Errorf("secrets changed from %q to %q (%v)", before, after, err)
 	}
-	if err := tc.SetSecret(ctx(t), "vr", "vault", strings.Repeat("k", 253), strings.Repeat("v", maxSecretValue), alice); err != nil {
+	if err := tc.SetSecret(ctx(t), "vr", "vault", strings.Repeat("k", 253), strings.Repeat("v", tentacle.MaxSecretValue), alice); err != nil {
 		t.Errorf("a 253-character key and a value of exactly 64 KiB: %v", err)
 	}
 
 	// One value more than a Secret holds: refused as too large, and the
 	// ones set before stay.
-	big := strings.Repeat("b", maxSecretValue)
+	big := strings.Repeat("b", tentacle.MaxSecretValue)
 	var i int
 	for i = 0; i < 20; i++ {
 		if err = tc.SetSecret(ctx(t), "vr", "vault", fmt.Sprintf("k%02d", i), big, alice); err != nil {

@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/kraken-ops/kraken/enclave"
 	"github.com/kraken-ops/kraken/engine"
@@ -66,7 +65,6 @@ func (t tentacleRecord) current() revisionRecord { return t.Revisions[0] }
 // tentacle is named like a Service, a secret like a Secret's key.
 var (
 	tentacleName = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
-	secretKey    = regexp.MustCompile(`^[-_a-zA-Z0-9][-._a-zA-Z0-9]*$`)
 )
 
 func revisionDir(tdir string, n int) string { return filepath.Join(tdir, "r"+strconv.Itoa(n)) }
@@ -217,7 +215,7 @@ func checkBundle(b *tentacle.Bundle) (map[string][]byte, error) {
 	}
 	out := make(map[string][]byte, len(b.Secrets))
 	for _, k := range slices.Sorted(maps.Keys(b.Secrets)) {
-		if err := checkSecretKey(k); err != nil {
+		if err := tentacle.CheckSecretKey(k); err != nil {
 			return nil, err
 		}
 		data, err := json.Marshal(b.Secrets[k])
@@ -302,40 +300,6 @@ func readSecrets(tdir string) (map[string][]byte, error) {
 	return out, nil
 }
 
-// maxSecretValue bounds the value SetSecret writes.
-const maxSecretValue = 64 << 10
-
-// maxSecretKey bounds a secret's name, as Kubernetes bounds a Secret's
-// keys.
-const maxSecretKey = 253
-
-// checkSecretKey refuses a name a tentacle's secret cannot have: the
-// engine skips hidden files, and Kubernetes allows no other characters
-// in a Secret's key (so no path separators either). The same rule and
-// message as the k8s package's.
-func checkSecretKey(key string) error {
-	if len(key) <= maxSecretKey && secretKey.MatchString(key) {
-		return nil
-	}
-	shown := key
-	if len(shown) > 64 {
-		shown = shown[:64] + "..."
-	}
-	return fmt.Errorf("secret %q: a secret name must be letters, digits, '-', '_' or '.', not starting with '.', at most %d characters", shown, maxSecretKey)
-}
-
-// checkSecretValue refuses a value SetSecret does not store: too big, or
-// not text (JSON would change it). The error never holds the value.
-func checkSecretValue(value string) error {
-	if len(value) > maxSecretValue {
-		return fmt.Errorf("%w: the value has %d bytes; a secret set on its own may have at most %d KiB", tentacle.ErrTooLarge, len(value), maxSecretValue>>10)
-	}
-	if !utf8.ValidString(value) {
-		return errors.New("the value is not UTF-8 text")
-	}
-	return nil
-}
-
 // SetSecret sets one secret of a deployed tentacle, or removes it when
 // value is empty, keeping the others, and retires the tentacle's worker
 // so that the next run starts one that reads the change. The value is
@@ -351,7 +315,7 @@ func checkSecretValue(value string) error {
 // tentacle.ErrNotDeployed when there is no such tentacle.
 func (t *Tentacles) SetSecret(ctx context.Context, enc, name, secret, value string, p enclave.Provenance) error {
 	op := fmt.Sprintf("set a secret of tentacle %s in enclave %s", name, enc)
-	if err := checkSecretKey(secret); err != nil {
+	if err := tentacle.CheckSecretKey(secret); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	removing := value == ""
@@ -360,7 +324,7 @@ func (t *Tentacles) SetSecret(ctx context.Context, enc, name, secret, value stri
 	} else {
 		op = fmt.Sprintf("set secret %s of tentacle %s in enclave %s", secret, name, enc)
 	}
-	if err := checkSecretValue(value); err != nil {
+	if err := tentacle.CheckSecretValue(value); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	if err := ctx.Err(); err != nil {
