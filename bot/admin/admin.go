@@ -72,15 +72,15 @@ func Handler(cfg Config) http.Handler {
 	}
 	if cfg.Auth != nil && cfg.Commands != nil {
 		api := http.NewServeMux()
-		api.HandleFunc("GET /admin/v1/enclaves", s.enclaves)
-		api.HandleFunc("GET /admin/v1/enclaves/{name}", s.enclave)
-		api.HandleFunc("GET /admin/v1/enclaves/{name}/tentacles", s.tentacles)
-		api.HandleFunc("GET /admin/v1/enclaves/{name}/runs", s.runs)
-		api.HandleFunc("GET /admin/v1/audit", s.audit)
-		api.HandleFunc("POST /admin/v1/enclaves/{name}/freeze", s.verb("freeze"))
-		api.HandleFunc("POST /admin/v1/enclaves/{name}/unfreeze", s.verb("unfreeze"))
-		api.HandleFunc("POST /admin/v1/enclaves/{name}/deprovision", s.verb("deprovision"))
-		api.HandleFunc("POST /admin/v1/enclaves/{name}/commands", s.command)
+		api.HandleFunc("GET /admin/v1/enclaves", signedIn(s.enclaves))
+		api.HandleFunc("GET /admin/v1/enclaves/{name}", signedIn(s.enclave))
+		api.HandleFunc("GET /admin/v1/enclaves/{name}/tentacles", signedIn(s.tentacles))
+		api.HandleFunc("GET /admin/v1/enclaves/{name}/runs", signedIn(s.runs))
+		api.HandleFunc("GET /admin/v1/audit", signedIn(s.audit))
+		api.HandleFunc("POST /admin/v1/enclaves/{name}/freeze", signedIn(s.verb("freeze")))
+		api.HandleFunc("POST /admin/v1/enclaves/{name}/unfreeze", signedIn(s.verb("unfreeze")))
+		api.HandleFunc("POST /admin/v1/enclaves/{name}/deprovision", signedIn(s.verb("deprovision")))
+		api.HandleFunc("POST /admin/v1/enclaves/{name}/commands", signedIn(s.command))
 		mux.Handle("/admin/v1/", cfg.Auth(api))
 	}
 	return requestIDs(cfg.Logger, mux)
@@ -106,58 +106,40 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// admin is the signed-in administrator; the middleware guarantees one.
-func admin(r *http.Request) (command.Admin, bool) {
-	id, ok := oidcauth.IdentityFrom(r.Context())
-	return command.Admin{Issuer: id.Issuer, Subject: id.Subject, Email: id.Email}, ok && id.Subject != ""
+// signedIn hands h the signed-in administrator, whom the middleware
+// guarantees; without one (a wiring mistake) it refuses.
+func signedIn(h func(http.ResponseWriter, *http.Request, command.Admin)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, ok := oidcauth.IdentityFrom(r.Context())
+		if !ok || id.Subject == "" {
+			writeError(w, http.StatusUnauthorized, "not signed in")
+			return
+		}
+		h(w, r, command.Admin{Issuer: id.Issuer, Subject: id.Subject, Email: id.Email})
+	}
 }
 
-func (s *server) enclaves(w http.ResponseWriter, r *http.Request) {
-	a, ok := admin(r)
-	if !ok {
-		writeError(w, http.StatusUnauthorized, "not signed in")
-		return
-	}
+func (s *server) enclaves(w http.ResponseWriter, r *http.Request, a command.Admin) {
 	out, err := s.cfg.Commands.AdminEnclaves(r.Context(), a)
 	s.answer(w, r, out, err)
 }
 
-func (s *server) enclave(w http.ResponseWriter, r *http.Request) {
-	a, ok := admin(r)
-	if !ok {
-		writeError(w, http.StatusUnauthorized, "not signed in")
-		return
-	}
+func (s *server) enclave(w http.ResponseWriter, r *http.Request, a command.Admin) {
 	out, err := s.cfg.Commands.AdminEnclave(r.Context(), a, r.PathValue("name"))
 	s.answer(w, r, out, err)
 }
 
-func (s *server) tentacles(w http.ResponseWriter, r *http.Request) {
-	a, ok := admin(r)
-	if !ok {
-		writeError(w, http.StatusUnauthorized, "not signed in")
-		return
-	}
+func (s *server) tentacles(w http.ResponseWriter, r *http.Request, a command.Admin) {
 	out, err := s.cfg.Commands.AdminTentacles(r.Context(), a, r.PathValue("name"))
 	s.answer(w, r, out, err)
 }
 
-func (s *server) runs(w http.ResponseWriter, r *http.Request) {
-	a, ok := admin(r)
-	if !ok {
-		writeError(w, http.StatusUnauthorized, "not signed in")
-		return
-	}
+func (s *server) runs(w http.ResponseWriter, r *http.Request, a command.Admin) {
 	out, err := s.cfg.Commands.AdminRuns(r.Context(), a, r.PathValue("name"))
 	s.answer(w, r, out, err)
 }
 
-func (s *server) audit(w http.ResponseWriter, r *http.Request) {
-	a, ok := admin(r)
-	if !ok {
-		writeError(w, http.StatusUnauthorized, "not signed in")
-		return
-	}
+func (s *server) audit(w http.ResponseWriter, r *http.Request, a command.Admin) {
 	q := r.URL.Query()
 	aq := store.AuditQuery{Enclave: q.Get("enclave"), Actor: q.Get("actor"), Verb: q.Get("verb")}
 	var err error
@@ -187,15 +169,15 @@ func (s *server) audit(w http.ResponseWriter, r *http.Request) {
 
 // verb runs one registry verb on the enclave in the path. Destructive
 // verbs need ?confirm=<enclave name>.
-func (s *server) verb(name string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		s.run(w, r, name, r.URL.Query().Get("confirm"))
+func (s *server) verb(name string) func(http.ResponseWriter, *http.Request, command.Admin) {
+	return func(w http.ResponseWriter, r *http.Request, a command.Admin) {
+		s.run(w, r, a, name, r.URL.Query().Get("confirm"))
 	}
 }
 
 // command runs any registry command line on the enclave in the path:
 // {"text": "transfer <@U123>", "confirm": "U123"}.
-func (s *server) command(w http.ResponseWriter, r *http.Request) {
+func (s *server) command(w http.ResponseWriter, r *http.Request, a command.Admin) {
 	var body struct {
 		Text    string `json:"text"`
 		Confirm string `json:"confirm"`
@@ -204,15 +186,10 @@ func (s *server) command(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `the body must be JSON like {"text": "freeze"}`)
 		return
 	}
-	s.run(w, r, body.Text, body.Confirm)
+	s.run(w, r, a, body.Text, body.Confirm)
 }
 
-func (s *server) run(w http.ResponseWriter, r *http.Request, text, confirm string) {
-	a, ok := admin(r)
-	if !ok {
-		writeError(w, http.StatusUnauthorized, "not signed in")
-		return
-	}
+func (s *server) run(w http.ResponseWriter, r *http.Request, a command.Admin, text, confirm string) {
 	rep := s.cfg.Commands.Do(r.Context(), command.Request{Admin: &a, Via: command.ViaAdmin, Enclave: r.PathValue("name"), Text: text, Confirmed: confirm}).Wait(r.Context())
 	out := map[string]any{"ok": !rep.Failed && rep.Confirm == nil, "message": rep.Text}
 	if len(rep.Fields) > 0 {
