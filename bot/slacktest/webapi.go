@@ -556,16 +556,10 @@ func (s *Server) chatUpdate(q *request) reply {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, code := s.visibleLocked(q.get("channel"))
-	if code != "" {
-		return errReply(code)
-	}
-	m := s.findMessageLocked(c.ID, q.get("ts"))
+	c, m, code := s.ownMessageLocked(q, "cant_update_message")
 	switch {
-	case m == nil || m.Deleted:
-		return errReply("message_not_found")
-	case m.BotID != s.cfg.botID:
-		return errReply("cant_update_message")
+	case code != "":
+		return errReply(code)
 	case c.IsArchived:
 		return errReply("is_archived")
 	}
@@ -624,19 +618,30 @@ func (s *Server) chatPostEphemeral(q *request) reply {
 	return okReply(map[string]any{"message_ts": e.TS})
 }
 
-func (s *Server) chatDelete(q *request) reply {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// ownMessageLocked finds the message a chat.update or chat.delete names
+// (channel and ts), which must be the bot's own; notMine is Slack's code
+// for someone else's. It returns the error code to answer, or "".
+func (s *Server) ownMessageLocked(q *request, notMine string) (*Channel, *Message, string) {
 	c, code := s.visibleLocked(q.get("channel"))
 	if code != "" {
-		return errReply(code)
+		return nil, nil, code
 	}
 	m := s.findMessageLocked(c.ID, q.get("ts"))
 	switch {
 	case m == nil || m.Deleted:
-		return errReply("message_not_found")
+		return c, nil, "message_not_found"
 	case m.BotID != s.cfg.botID:
-		return errReply("cant_delete_message")
+		return c, nil, notMine
+	}
+	return c, m, ""
+}
+
+func (s *Server) chatDelete(q *request) reply {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, m, code := s.ownMessageLocked(q, "cant_delete_message")
+	if code != "" {
+		return errReply(code)
 	}
 	m.Deleted = true
 	s.notifyLocked()
