@@ -155,29 +155,9 @@ func afterSentinel(err error) string {
 	return strings.TrimSuffix(s, ".")
 }
 
-// editDistance is the Levenshtein distance, for "did you mean".
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
-}
-
 // osaDistance is the edit distance that counts swapping two neighbouring
-// letters as one edit, as people mistype.
+// letters as one edit, as people mistype: "did you mean" and typo
+// detection both use it.
 func osaDistance(a, b string) int {
 	d := make([][]int, len(a)+1)
 	for i := range d {

@@ -385,7 +385,7 @@ func (r *Registry) unknown(name, rest string) Reply {
 func (r *Registry) suggest(name string) string {
 	best, dist := "", 3
 	for _, v := range r.verbs {
-		if d := editDistance(name, v.Name); d < dist {
+		if d := osaDistance(name, v.Name); d < dist {
 			best, dist = v.Name, d
 		}
 	}
