@@ -6,6 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -106,4 +109,191 @@ func DeriveSecret(key []byte, parts ...string) string {
 		m.Write([]byte(p))
 	}
 	return strings.TrimRight(base64.RawURLEncoding.EncodeToString(m.Sum(nil)), "=")
+}
+
+// Exoskeleton is the set of services the platform configured. A nil or
+// empty Exoskeleton has no services: enclaves are made without any, and
+// a tentacle that asks for one is refused with ErrNoService.
+type Exoskeleton struct {
+	backends []Backend
+}
+
+// NewExoskeleton groups the configured backends, one per kind, opened
+// and granted in the order given.
+func NewExoskeleton(backends ...Backend) (*Exoskeleton, error) {
+	x := &Exoskeleton{}
+	seen := map[Kind]bool{}
+	for _, b := range backends {
+		if seen[b.Kind()] {
+			return nil, fmt.Errorf("exoskeleton: two %s services configured", b.Kind())
+		}
+		seen[b.Kind()] = true
+		x.backends = append(x.backends, b)
+	}
+	return x, nil
+}
+
+// Kinds lists the services there are, in order.
+func (x *Exoskeleton) Kinds() []Kind {
+	if x == nil {
+		return nil
+	}
+	out := make([]Kind, len(x.backends))
+	for i, b := range x.backends {
+		out[i] = b.Kind()
+	}
+	return out
+}
+
+func (x *Exoskeleton) backend(k Kind) (Backend, bool) {
+	if x == nil {
+		return nil, false
+	}
+	for _, b := range x.backends {
+		if b.Kind() == k {
+			return b, true
+		}
+	}
+	return nil, false
+}
+
+// Open makes the enclave's space on every service. It stops at the first
+// failure; what it made stays, unusable until a grant (no tentacle has
+// credentials yet), and is finished by opening again.
+func (x *Exoskeleton) Open(ctx context.Context, enclave string) error {
+	if x == nil {
+		return nil
+	}
+	for _, b := range x.backends {
+		if err := b.Open(ctx, enclave); err != nil {
+			return &ServiceError{Kind: b.Kind(), Op: "open", Err: err}
+		}
+	}
+	return nil
+}
+
+// Grant gives a tentacle its room on each service its dependencies ask
+// for (dependency name → kind), and returns the spaces by dependency
+// name. Nothing is granted when a kind is not configured.
+func (x *Exoskeleton) Grant(ctx context.Context, enclave, tentacle string, wants map[string]Kind) (map[string]Space, error) {
+	if len(wants) == 0 {
+		return nil, nil
+	}
+	for name, k := range wants {
+		if _, ok := x.backend(k); !ok {
+			return nil, &ServiceError{Kind: k, Op: "grant", Dependency: name, Err: ErrNoService}
+		}
+	}
+	out := make(map[string]Space, len(wants))
+	granted := map[Kind]Space{}
+	for _, name := range slices.Sorted(maps.Keys(wants)) {
+		k := wants[name]
+		if s, ok := granted[k]; ok {
+			out[name] = s
+			continue
+		}
+		b, _ := x.backend(k)
+		// Open again: an enclave made before this service was configured
+		// gets its space on first use.
+		if err := b.Open(ctx, enclave); err != nil {
+			return nil, &ServiceError{Kind: k, Op: "open", Dependency: name, Err: err}
+		}
+		s, err := b.Grant(ctx, enclave, tentacle)
+		if err != nil {
+			return nil, &ServiceError{Kind: k, Op: "grant", Dependency: name, Err: err}
+		}
+		s.Kind = k
+		granted[k] = s
+		out[name] = s
+	}
+	return out, nil
+}
+
+// Revoke takes a tentacle's credentials away on every service; its data
+// stays. Every service is tried; the errors are joined.
+func (x *Exoskeleton) Revoke(ctx context.Context, enclave, tentacle string) error {
+	if x == nil {
+		return nil
+	}
+	var errs []error
+	for _, b := range x.backends {
+		if err := b.Revoke(ctx, enclave, tentacle); err != nil {
+			errs = append(errs, &ServiceError{Kind: b.Kind(), Op: "revoke", Err: err})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Usage says what the enclave keeps on each service.
+func (x *Exoskeleton) Usage(ctx context.Context, enclave string) ([]Usage, error) {
+	if x == nil {
+		return nil, nil
+	}
+	out := make([]Usage, 0, len(x.backends))
+	for _, b := range x.backends {
+		u, err := b.Usage(ctx, enclave)
+		if err != nil {
+			return nil, &ServiceError{Kind: b.Kind(), Op: "measure", Err: err}
+		}
+		u.Kind = b.Kind()
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// Drop destroys the enclave's spaces and their data on every service.
+// Every service is tried; the errors are joined, and dropping again
+// finishes the rest.
+func (x *Exoskeleton) Drop(ctx context.Context, enclave string) error {
+	if x == nil {
+		return nil
+	}
+	var errs []error
+	for _, b := range x.backends {
+		if err := b.Drop(ctx, enclave); err != nil {
+			errs = append(errs, &ServiceError{Kind: b.Kind(), Op: "drop", Err: err})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ServiceError is a failure of one exoskeleton service.
+type ServiceError struct {
+	Kind       Kind
+	Op         string // open, grant, revoke, measure, drop
+	Dependency string // the contract dependency that asked, when one did
+	Err        error
+}
+
+func (e *ServiceError) Error() string {
+	s := fmt.Sprintf("%s: %s", e.Kind.Title(), e.Op)
+	if e.Dependency != "" {
+		s += " for dependency " + e.Dependency
+	}
+	return s + ": " + e.Err.Error()
+}
+
+func (e *ServiceError) Unwrap() error { return e.Err }
+
+// Plain says what went wrong in words for the people in the channel; the
+// service's own error (which may name hosts and roles) is for the log.
+func (e *ServiceError) Plain() string {
+	if errors.Is(e.Err, ErrNoService) {
+		return fmt.Sprintf("This cluster has no %s for enclaves, so dependency %s can't be given one. Ask your platform team to set it up, or remove the dependency.",
+			e.Kind.Title(), e.Dependency)
+	}
+	return fmt.Sprintf("The enclave's %s isn't answering as it should, so nothing was changed. Try again in a minute; if it keeps failing, your platform team can see why in the bot's log.", e.Kind.Title())
+}
+
+// Title names the kind for people: "database", "object storage", "messaging".
+func (k Kind) Title() string {
+	switch k {
+	case Postgres:
+		return "database"
+	case ObjectStore:
+		return "object storage"
+	case Messaging:
+		return "messaging"
+	}
+	return string(k)
 }

@@ -13,6 +13,9 @@ import (
 // does not decide who may do what: callers check Decide first.
 type Service struct {
 	Cluster Cluster
+	// Exoskeleton is the services each enclave gets a space on; nil for
+	// none.
+	Exoskeleton *Exoskeleton
 }
 
 // ErrChannelHasEnclave means a channel asked for a second enclave.
@@ -85,6 +88,12 @@ func (s *Service) Provision(ctx context.Context, ch Channel, name, owner string,
 			Members: normalMembers(members),
 			Mode:    DefaultMode,
 		},
+	}
+	// The services first: the cluster marks the enclave ready last, so
+	// an enclave whose services failed is never taken for ready, and
+	// provisioning again finishes both.
+	if err := s.Exoskeleton.Open(ctx, name); err != nil {
+		return Enclave{}, err
 	}
 	if err := s.Cluster.Provision(ctx, e, p); err != nil {
 		return Enclave{}, err
@@ -245,7 +254,19 @@ func (s *Service) Deprovision(ctx context.Context, name string, p Provenance) er
 	if _, err := Transition(StateOf(e), EventDeprovisionConfirmed); err != nil {
 		return err
 	}
+	// The data goes first, while the enclave still exists: if dropping
+	// fails part way, deprovisioning again finishes it. The other way
+	// round, a failure would leave data that no enclave names.
+	if err := s.Exoskeleton.Drop(ctx, name); err != nil {
+		return err
+	}
 	return s.Cluster.Deprovision(ctx, name, p)
+}
+
+// Usage says what the enclave keeps on its services, to tell the owner
+// what deprovisioning destroys.
+func (s *Service) Usage(ctx context.Context, name string) ([]Usage, error) {
+	return s.Exoskeleton.Usage(ctx, name)
 }
 
 // normalMembers sorts and de-duplicates ids, dropping empty ones.
