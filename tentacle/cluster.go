@@ -17,6 +17,10 @@ type Bundle struct {
 	Workflow *Workflow
 	Files    map[string][]byte
 	Secrets  map[string]any
+	// Services are the rooms on the enclave's services granted for the
+	// contract's exoskeleton dependencies (Workflow.Services), by
+	// dependency name. The deploy path fills them; they hold credentials.
+	Services map[string]enclave.Space
 }
 
 // Revision is one deployed version of a tentacle. Every deploy makes a new
@@ -89,6 +93,38 @@ type Cluster interface {
 	// as the engine wrote it.
 	Run(ctx context.Context, enclave, name string, input json.RawMessage) (json.RawMessage, error)
 }
+
+// RunWatcher is a Cluster that can also tell a run's progress as it
+// goes. It is optional: callers fall back to Cluster.Run when the
+// cluster does not implement it.
+type RunWatcher interface {
+	// RunWatch is Run, calling progress as each node starts, retries and
+	// ends, in the order the engine reported, before it returns. progress
+	// is called from one goroutine and must not block: a slow observer
+	// holds up reading the run's answer.
+	RunWatch(ctx context.Context, enclave, name string, input json.RawMessage, progress func(NodeProgress)) (json.RawMessage, error)
+}
+
+// NodeProgress is one step of a node in a run as it happens.
+type NodeProgress struct {
+	Node    string
+	State   NodeState
+	Attempt int // 1-based
+	// Duration is the attempt's, once it ended.
+	Duration time.Duration
+	// Error is why the attempt failed, for NodeRetrying and NodeFailed.
+	Error string
+}
+
+// NodeState is where a node is in a run.
+type NodeState string
+
+const (
+	NodeStarted   NodeState = "started"
+	NodeRetrying  NodeState = "retrying" // an attempt failed; another follows
+	NodeSucceeded NodeState = "succeeded"
+	NodeFailed    NodeState = "failed"
+)
 
 // Errors callers branch on.
 var (

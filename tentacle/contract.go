@@ -129,14 +129,19 @@ func (r *report) dependencyNeeds(o *object, d Dependency) {
 		o.need("protocol")
 		return
 	}
+	// Exoskeleton services are filled in at deploy time, by the service
+	// that speaks the protocol.
+	if d.Exoskeleton() {
+		if _, ok := exoskeletonKinds[d.Protocol]; !ok {
+			r.errorf(o.value("protocol"), o.path("protocol"), "%s is one of the enclave's services, which speak %s, %s or %s, not %q",
+				d.Name, ProtocolPostgreSQL, ProtocolS3, ProtocolNATS, d.Protocol)
+		}
+		return
+	}
 	needs, known := protocolNeeds[d.Protocol]
 	if !known {
 		r.warnf(o.value("protocol"), o.path("protocol"), "unknown protocol %q; the dependency is kept but not checked%s",
 			d.Protocol, didYouMean(d.Protocol, slices.Sorted(maps.Keys(protocolNeeds))))
-		return
-	}
-	// Exoskeleton services are filled in at deploy time.
-	if d.Exoskeleton() {
 		return
 	}
 	for _, key := range needs {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kraken-ops/kraken/enclave"
 )
 
 // fullSpec uses every field the parser knows, the way a real tentacle
@@ -232,6 +234,10 @@ func TestParseFullSpec(t *testing.T) {
 	if d := got.Contract.Dependencies["tentacular-postgres"]; !d.Exoskeleton() {
 		t.Errorf("tentacular-postgres should be an exoskeleton dependency")
 	}
+	// Only the exoskeleton dependency needs a service granted at deploy.
+	if s := got.Services(); !reflect.DeepEqual(s, map[string]enclave.Kind{"tentacular-postgres": enclave.Postgres}) {
+		t.Errorf("Services() = %v", s)
+	}
 	if m := got.Config.ToMap(); m["timeout"] != "45s" || m["retries"] != 2 || m["maxItems"] != 50 {
 		t.Errorf("Config.ToMap() = %v", m)
 	}
@@ -394,6 +400,7 @@ func TestParseErrors(t *testing.T) {
 		{"dependency name invalid", base + "contract:\n  version: 1\n  dependencies:\n    GitHub:\n      protocol: https\n      host: x\n", 11, 5, "contract.dependencies.GitHub", `dependency name "GitHub" must start`, 0},
 		{"dependency not a mapping", base + "contract:\n  version: 1\n  dependencies:\n    gh: https\n", 11, 9, "contract.dependencies.gh", "must be a mapping, got a string", 0},
 		{"dependency protocol missing", base + "contract:\n  version: 1\n  dependencies:\n    gh:\n      host: x\n", 11, 5, "contract.dependencies.gh.protocol", `missing required field "protocol"`, 0},
+		{"exoskeleton protocol no service speaks", base + "contract:\n  version: 1\n  dependencies:\n    tentacular-cache:\n      protocol: redis\n", 12, 17, "contract.dependencies.tentacular-cache.protocol", `tentacular-cache is one of the enclave's services, which speak postgresql, s3 or nats, not "redis"`, 0},
 		{"https host missing", base + "contract:\n  version: 1\n  dependencies:\n    gh:\n      protocol: https\n", 11, 5, "contract.dependencies.gh.host", `missing required field "host"`, 0},
 		{"host with a second host", base + "contract:\n  version: 1\n  dependencies:\n    gh:\n      protocol: https\n      host: api.example.com,169.254.169.254\n", 13, 13, "contract.dependencies.gh.host", "must be a host name", 0},
 		{"host as a range", base + "contract:\n  version: 1\n  dependencies:\n    gh:\n      protocol: https\n      host: 0.0.0.0/0\n", 13, 13, "contract.dependencies.gh.host", "without a scheme, port, path or range", 0},

@@ -3,7 +3,11 @@
 // fixtures.
 package tentacle
 
-import "time"
+import (
+	"time"
+
+	"github.com/kraken-ops/kraken/enclave"
+)
 
 // FileName is the name of a tentacle's spec inside its directory.
 const FileName = "workflow.yaml"
@@ -161,6 +165,39 @@ func (d Dependency) Exoskeleton() bool {
 }
 
 const exoskeletonPrefix = "tentacular-"
+
+// exoskeletonKinds maps the protocols an exoskeleton dependency may speak
+// to the service that answers it.
+var exoskeletonKinds = map[string]enclave.Kind{
+	ProtocolPostgreSQL: enclave.Postgres,
+	ProtocolS3:         enclave.ObjectStore,
+	ProtocolNATS:       enclave.Messaging,
+}
+
+// Services lists the exoskeleton services the contract asks for, by
+// dependency name: what a deploy must grant before the tentacle can run.
+// (The parser refuses an exoskeleton dependency no service speaks.)
+func (w *Workflow) Services() map[string]enclave.Kind {
+	if w == nil || w.Contract == nil {
+		return nil
+	}
+	var out map[string]enclave.Kind
+	for _, name := range w.Contract.DependencyNames {
+		d := w.Contract.Dependencies[name]
+		if !d.Exoskeleton() {
+			continue
+		}
+		k, ok := exoskeletonKinds[d.Protocol]
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = map[string]enclave.Kind{}
+		}
+		out[name] = k
+	}
+	return out
+}
 
 // Auth says how a dependency authenticates: Type "token" sends a Bearer
 // header, "api_key" an X-API-Key header; Secret is "name.key" in the
