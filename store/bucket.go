@@ -31,6 +31,9 @@ func NewBucket[T any](db *DB, name string) *Bucket[T] {
 // read returns the bucket in a read transaction, or nil before its first
 // write.
 func (b *Bucket[T]) read(tx *bolt.Tx) (*bolt.Bucket, error) {
+	if err := notSealed(tx, b.name); err != nil {
+		return nil, err
+	}
 	records, err := bucket(tx, recordsBucket)
 	if err != nil {
 		return nil, err
@@ -39,6 +42,9 @@ func (b *Bucket[T]) read(tx *bolt.Tx) (*bolt.Bucket, error) {
 }
 
 func (b *Bucket[T]) write(tx *bolt.Tx) (*bolt.Bucket, error) {
+	if err := notSealed(tx, b.name); err != nil {
+		return nil, err
+	}
 	records, err := bucket(tx, recordsBucket)
 	if err != nil {
 		return nil, err

@@ -57,6 +57,9 @@ type Options struct {
 	EventTTL time.Duration
 	// Now is the clock used to stamp audit entries. Default time.Now.
 	Now func() time.Time
+	// Keyring seals and opens the values of sealed buckets. Without one,
+	// sealed buckets return ErrNoKeyring; plain buckets work as ever.
+	Keyring *Keyring
 }
 
 // DB is the bot's store: one bbolt file. It is safe for concurrent use.
@@ -66,6 +69,7 @@ type DB struct {
 	eventTTL time.Duration
 	now      func() time.Time
 	batch    int // records per pruning transaction
+	keyring  *Keyring
 }
 
 // Bucket names. Typed records live in nested buckets under recordsBucket,
@@ -78,6 +82,7 @@ var (
 	auditBucket          = []byte("audit")            // big-endian id → JSON AuditEntry
 	auditByEnclaveBucket = []byte("audit_by_enclave") // enclave|0x00|big-endian id → nil
 	recordsBucket        = []byte("records")          // name → nested bucket of JSON records
+	sealedBucket         = []byte("sealed")           // name → nested bucket of sealed JSON records
 
 	schemaVersionKey = []byte("schema_version")
 	auditClockKey    = []byte("audit_recorded") // newest audit Recorded, unix nanos
@@ -105,6 +110,10 @@ var migrations = []migration{
 			}
 		}
 		return nil
+	}},
+	{"sealed buckets", func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(sealedBucket)
+		return err
 	}},
 }
 
@@ -138,7 +147,7 @@ func open(path string, opts Options, migs []migration) (*DB, error) {
 	}
 	// A lone batched write waits this long for others to share its sync.
 	b.MaxBatchDelay = batchDelay
-	db := &DB{bolt: b, path: path, eventTTL: opts.EventTTL, now: opts.Now, batch: pruneBatch}
+	db := &DB{bolt: b, path: path, eventTTL: opts.EventTTL, now: opts.Now, batch: pruneBatch, keyring: opts.Keyring}
 	if err := db.migrate(migs); err != nil {
 		b.Close()
 		return nil, err
