@@ -73,16 +73,107 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 	if runID == "" {
 		runID = NewRunID()
 	}
+	if AcceptsStream(r) {
+		s.streamRun(w, r, runID, body)
+		return
+	}
 	// A run outlives a client that hangs up only until the node notices
 	// its context: the caller is the only one waiting for the result.
 	res := s.exec.Run(r.Context(), runID, body)
-	s.record(res)
+	s.finished(runID, res)
 	status := http.StatusOK
 	if !res.Success {
 		status = http.StatusInternalServerError
 	}
-	s.log.Info("run finished", "run", runID, "success", res.Success, "durationMs", res.Timing.DurationMs)
 	writeJSON(w, status, res)
+}
+
+// streamRun answers with StreamType: a line per node event, flushed as
+// it happens, then the result line. The status is 200 whatever the
+// outcome, since it goes out before the outcome is known: the result's
+// success says it.
+func (s *Server) streamRun(w http.ResponseWriter, r *http.Request, runID string, body []byte) {
+	q := &eventQueue{wake: make(chan struct{}, 1)}
+	// A copy of the executor observes this run alone; the shared one
+	// and its own observer are left as they are.
+	exec := *s.exec
+	observe := exec.Observe
+	exec.Observe = func(ev Event) {
+		if observe != nil {
+			observe(ev)
+		}
+		q.push(ev)
+	}
+	done := make(chan *Result, 1)
+	go func() { done <- exec.Run(r.Context(), runID, body) }()
+
+	w.Header().Set("Content-Type", StreamType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	// Write errors are left to the run's context: a caller who hung up
+	// cancels the run, and the loop ends with it.
+	_ = rc.Flush()
+	var buf []byte
+	writeEvents := func() {
+		buf = buf[:0]
+		for _, ev := range q.take() {
+			buf = appendNodeLine(buf, ev)
+		}
+		if len(buf) > 0 {
+			_, _ = w.Write(buf)
+			_ = rc.Flush()
+		}
+	}
+	for {
+		select {
+		case <-q.wake:
+			writeEvents()
+		case res := <-done:
+			writeEvents()
+			s.finished(runID, res)
+			line, err := resultLine(res)
+			if err != nil {
+				// Outputs are JSON the executor checked; this is a bug.
+				s.log.Error("run result not encoded", "run", runID, "err", err)
+				line = []byte(`{"event":"result","success":false,"outputs":{},"errors":{},"error":"the engine could not encode the result"}` + "\n")
+			}
+			_, _ = w.Write(line)
+			_ = rc.Flush()
+			return
+		}
+	}
+}
+
+// eventQueue hands a run's events from the executor, which must not
+// block, to the handler writing them.
+type eventQueue struct {
+	mu     sync.Mutex
+	events []Event
+	wake   chan struct{} // buffered 1: there are events to take
+}
+
+func (q *eventQueue) push(ev Event) {
+	q.mu.Lock()
+	q.events = append(q.events, ev)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *eventQueue) take() []Event {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	evs := q.events
+	q.events = nil
+	return evs
+}
+
+func (s *Server) finished(runID string, res *Result) {
+	s.record(res)
+	s.log.Info("run finished", "run", runID, "success", res.Success, "durationMs", res.Timing.DurationMs)
 }
 
 func (s *Server) record(res *Result) {
