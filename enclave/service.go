@@ -220,6 +220,16 @@ func (s *Service) SetMode(ctx context.Context, name, tentacle string, m *Mode, p
 	}, p)
 }
 
+// SetRequireIdentity sets whether people must have signed in
+// (Principal.HasIdentity) before changing or running anything in the
+// enclave. Decide applies it; the owner changes it with OpIdentity.
+func (s *Service) SetRequireIdentity(ctx context.Context, name string, require bool, p Provenance) (Enclave, error) {
+	return s.Cluster.Update(ctx, name, func(e *Enclave) error {
+		e.RequireIdentity = require
+		return nil
+	}, p)
+}
+
 // ErrNotMember means someone who is not in the channel was named where a
 // member is needed.
 var ErrNotMember = errors.New("not a member of the channel")

@@ -99,6 +99,10 @@ func (r *Registry) Tools(ctx context.Context, req Request) ([]Command, error) {
 		switch {
 		case v.Name == "help" || v.Name == "secret" || v.Name == "webhooks":
 			continue
+		case v.Name == "login" || v.Name == "logout":
+			// Signing in is the person's own act, and its code must not
+			// pass through the model.
+			continue
 		case v.op == 0:
 			out = append(out, v.Command)
 		case enclave.Decide(req.Actor, access, nil, v.op).Allowed:

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kraken-ops/kraken/bot/login"
 	"github.com/kraken-ops/kraken/bot/runs"
 	"github.com/kraken-ops/kraken/enclave"
 	"github.com/kraken-ops/kraken/store"
@@ -60,11 +61,24 @@ type Config struct {
 	// Webhooks, when set, tells people their webhooks' addresses and
 	// secrets (/kraken webhooks).
 	Webhooks Webhooks
+	// Identities, when set, signs people in with the organisation's
+	// identity provider (/kraken login). Nil: sign-in is not set up, and
+	// enclaves that require it refuse changes, saying so.
+	Identities Identities
+}
+
+// Identities links people to the organisation's identity provider
+// (login.Service). Current is trusted only when it returns no error: an
+// expired or unverifiable sign-in vouches for no one.
+type Identities interface {
+	Start(ctx context.Context, who enclave.Principal) (login.Pending, error)
+	Current(ctx context.Context, who enclave.Principal) (login.Identity, error)
+	Logout(ctx context.Context, who enclave.Principal) (login.Identity, error)
 }
 
 // Schedules is what the registry asks of the cron scheduler.
 type Schedules interface {
-	Resume(ctx context.Context, enclave, tentacle string) error
+	Resume(ctx context.Context, enclave, tentacle, by string) error
 }
 
 // Registry is the one place every verb is defined and every request goes
@@ -129,6 +143,10 @@ type call struct {
 	written map[string][]byte
 	// secret is the value a secret form carried.
 	secret string
+	// identity is the person's valid sign-in, if any; identityErr says
+	// why there is none (login.ErrNotSignedIn, ErrSignInExpired, ...).
+	identity    *login.Identity
+	identityErr error
 }
 
 // New makes a Registry.
@@ -219,6 +237,7 @@ func (r *Registry) dispatch(ctx context.Context, c *call) Reply {
 		r.record(ctx, c, start, store.DecisionDenied, rep.Text, store.ResultError, "")
 		return rep
 	}
+	r.identify(ctx, c)
 	d := r.decide(c)
 	if !d.Allowed {
 		r.record(ctx, c, start, store.DecisionDenied, d.Reason, "", "")
@@ -306,7 +325,15 @@ func (r *Registry) decide(c *call) enclave.Decision {
 	if c.verb.onTentacle && c.has && len(c.args) > 0 {
 		t = enclave.TentacleAccessOf(c.enc, c.args[0], c.status.DeployedBy)
 	}
-	return enclave.Decide(c.req.Actor, access, t, c.verb.op)
+	d := enclave.Decide(c.req.Actor, access, t, c.verb.op)
+	if !d.Allowed && access.RequireIdentity && !c.req.Actor.HasIdentity {
+		// Refused by the sign-in rule alone: say what to do about it.
+		access.RequireIdentity = false
+		if enclave.Decide(c.req.Actor, access, t, c.verb.op).Allowed {
+			d.Reason = r.signInReason(c, d.Reason)
+		}
+	}
+	return d
 }
 
 // decideAdmin: platform administrators are not bound by an enclave's
@@ -345,6 +372,8 @@ func (r *Registry) record(ctx context.Context, c *call, start time.Time, decisio
 	}
 	if a := c.req.Admin; a != nil {
 		e.ActorEmail, e.Issuer, e.Subject = a.Email, a.Issuer, a.Subject
+	} else if id := c.identity; id != nil {
+		e.Issuer, e.Subject = id.Issuer, id.Subject
 	}
 	if c.has {
 		e.Enclave = c.enc.Name

@@ -38,6 +38,7 @@ func (r *Registry) define() []*verb {
 			}},
 		{Command: Command{Name: "audit", Usage: "[count]", Summary: "what was asked of this enclave, by whom, and what happened (owner only)", Enclave: true, Params: []Param{number("count", "how many entries, 1 to 200", false)}}, op: enclave.OpAudit, run: r.audit},
 	}
+	vs = append(vs, r.identityVerbs()...)
 	vs = append(vs, r.tentacleVerbs()...)
 	vs = append(vs, r.runVerbs()...)
 	return append(vs, r.webhookVerb(), r.secretVerb())
@@ -82,9 +83,11 @@ func (r *Registry) whoami(ctx context.Context, c *call) Reply {
 	if c.req.ActorEmail != "" {
 		who += " (" + c.req.ActorEmail + ")"
 	}
+	r.identify(ctx, c)
+	signIn := r.signInWords(c)
 	e, err := r.enclaves.ByChannel(ctx, c.req.Channel)
 	if errors.Is(err, enclave.ErrNotFound) {
-		return private(Reply{Text: who + ". This channel has no enclave yet; `/kraken provision` makes one."})
+		return private(Reply{Text: who + "." + signIn + " This channel has no enclave yet; `/kraken provision` makes one."})
 	}
 	if err != nil {
 		return private(failed(explain("look up this channel's enclave", err)))
@@ -97,7 +100,10 @@ func (r *Registry) whoami(ctx context.Context, c *call) Reply {
 			can = append(can, op.Name())
 		}
 	}
-	text := fmt.Sprintf("%s, %s of enclave %s.", who, roleWords(role), e.Name)
+	text := fmt.Sprintf("%s, %s of enclave %s.", who, roleWords(role), e.Name) + signIn
+	if e.RequireIdentity {
+		text += " Here " + identityRuleWords(e) + "."
+	}
 	if len(can) == 0 {
 		text += " You can't do anything here right now."
 	} else {

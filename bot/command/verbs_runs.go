@@ -159,7 +159,7 @@ func (r *Registry) resume(ctx context.Context, c *call) Reply {
 	if r.cfg.Schedules == nil {
 		return private(failed("Schedules don't run here, so there is nothing to resume."))
 	}
-	if err := r.cfg.Schedules.Resume(ctx, c.enc.Name, c.args[0]); err != nil {
+	if err := r.cfg.Schedules.Resume(ctx, c.enc.Name, c.args[0], actorID(c.req)); err != nil {
 		return failed(explain("resume the schedule of "+c.args[0], err))
 	}
 	return Reply{Text: fmt.Sprintf("The schedule of *%s* runs again.", c.args[0])}

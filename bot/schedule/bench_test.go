@@ -63,7 +63,9 @@ func benchScheduler(b *testing.B, spec string, runner Runner) (*Scheduler, func(
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := New(Config{Enclaves: encs, Tentacles: tents, Runner: runner, Store: db, Logger: slog.New(slog.DiscardHandler)})
+	// The state is written every second, five times as often as the
+	// default, so the jitter includes the flushes.
+	s, err := New(Config{Enclaves: encs, Tentacles: tents, Runner: runner, Store: db, FlushEvery: time.Second, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -208,5 +210,50 @@ func BenchmarkTenThousandFiresWithRunRecords(b *testing.B) {
 		slices.Sort(late)
 		b.ReportMetric(float64(late[len(late)*99/100].Microseconds())/1000, "jitter-p99-ms")
 		b.ReportMetric(float64(late[len(late)/2].Microseconds())/1000, "jitter-p50-ms")
+	}
+}
+
+// BenchmarkSharedState measures the document a leader writes for 10,000
+// triggers: its size (the ConfigMap's limit is 1 MiB) and the time to
+// merge and encode it, once with the benchmark's short names and once
+// with long ones (enclave, tentacle and trigger names of 20-30
+// characters), every trigger with a mark and one in ten with failures.
+func BenchmarkSharedState(b *testing.B) {
+	for _, long := range []bool{false, true} {
+		name := "short-names"
+		if long {
+			name = "long-names"
+		}
+		b.Run(name, func(b *testing.B) {
+			state := newSharedState()
+			at := time.Now().Truncate(time.Second)
+			for i := range 100 {
+				for j := range 100 {
+					id := fmt.Sprintf("enc%03d/t%03d/tick", i, j)
+					if long {
+						id = fmt.Sprintf("payments-platform-eu-%03d/nightly-reconciliation-%03d/weekday-morning", i, j)
+					}
+					st := triggerState{last: at}
+					if j%10 == 0 {
+						st.failures = 2
+					}
+					state.triggers[id] = st
+				}
+			}
+			var data []byte
+			b.ResetTimer()
+			for range b.N {
+				merged := mergeState(newSharedState(), state, func(string) bool { return false })
+				var err error
+				if data, err = encodeState(merged); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if _, err := decodeState(data); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(len(data))/1024, "KiB")
+		})
 	}
 }

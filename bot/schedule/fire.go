@@ -29,10 +29,12 @@ func (s *Scheduler) scan(ctx context.Context) error {
 	}
 	wanted := map[string]*entry{}
 	frozen := map[string]bool{}
-	kept := map[string]bool{} // enclaves or tentacles whose old entries stay: reading them failed
+	complete := map[string]bool{} // by enclave: all its triggers were read
+	kept := map[string]bool{}     // enclaves or tentacles whose old entries stay: reading them failed
 	files := map[string]parsed{}
 	var errs []error
 	for _, enc := range encs {
+		complete[enc.Name] = false
 		switch enclave.StateOf(enc).Phase {
 		case enclave.PhaseFrozen, enclave.PhaseFlagged:
 			frozen[enc.Name] = true
@@ -46,12 +48,14 @@ func (s *Scheduler) scan(ctx context.Context) error {
 			kept[enc.Name+"/"] = true
 			continue
 		}
+		complete[enc.Name] = true
 		for _, st := range sts {
 			key := enc.Name + "/" + st.Name
 			p, err := s.triggers(ctx, enc.Name, st)
 			if err != nil {
 				errs = append(errs, err)
 				kept[key+"/"] = true
+				complete[enc.Name] = false
 				continue
 			}
 			files[key] = p
@@ -82,6 +86,7 @@ func (s *Scheduler) scan(ctx context.Context) error {
 		}
 	}
 	s.frozen = frozen
+	s.enclaves, s.listed = complete, true
 	for id, old := range s.entries {
 		if kept[old.enclave+"/"] || kept[old.enclave+"/"+old.tentacle+"/"] {
 			if _, ok := wanted[id]; !ok {
@@ -109,7 +114,7 @@ func (s *Scheduler) scan(ctx context.Context) error {
 	s.queue = s.queue[:0]
 	for _, e := range wanted {
 		e.index = -1
-		if s.frozen[e.enclave] || s.failed[e.id] != nil && s.failed[e.id].Paused {
+		if s.frozen[e.enclave] || s.states.triggers[e.id].paused() {
 			e.next = time.Time{}
 			continue
 		}
@@ -211,93 +216,71 @@ func (s *Scheduler) fire(ctx context.Context, now time.Time) {
 	wg.Wait()
 	if len(fires) > 0 {
 		s.mu.Lock()
-		s.mark = now
+		s.mark = now.Truncate(time.Second)
 		s.mu.Unlock()
-		s.saveMark(ctx, false)
 	}
 }
 
 // ended counts a scheduled run's outcome toward its trigger's pause.
+// The count reaches Shared with the next flush; a pause at once.
 func (s *Scheduler) ended(ctx context.Context, id string, rec runs.Record) {
 	s.mu.Lock()
 	delete(s.busy, rec.Enclave+"/"+rec.Tentacle)
-	p := s.failed[id]
-	var save *pause
+	st := s.states.triggers[id]
+	changed := false
 	switch rec.State {
 	case runs.Succeeded:
-		if p != nil && !p.Paused {
-			delete(s.failed, id)
-			save = &pause{ID: id} // zero failures: deleted below
+		if st.failures > 0 && !st.paused() {
+			st.failures, changed = 0, true
 		}
 	case runs.Failed:
-		if p == nil {
-			p = &pause{ID: id}
-			s.failed[id] = p
-		}
-		if !p.Paused {
-			p.Failures++
-			if p.Failures >= s.cfg.MaxFailures {
-				p.Paused = true
-				p.Reason = fmt.Sprintf("paused after %d failed runs in a row", p.Failures)
+		if !st.paused() {
+			st.failures++
+			changed = true
+			if st.failures >= s.cfg.MaxFailures {
+				st.reason = fmt.Sprintf("paused after %d failed runs in a row", st.failures)
 				if e, ok := s.entries[id]; ok && e.index >= 0 {
 					heap.Remove(&s.queue, e.index)
 					e.next = time.Time{}
 				}
 			}
-			c := *p
-			save = &c
 		}
 	}
+	if changed {
+		s.states.triggers[id] = st
+	}
 	s.mu.Unlock()
-	if save == nil {
+	if !changed {
 		return
 	}
-	var err error
-	if save.Failures == 0 {
-		err = s.pauses.Delete(ctx, id)
-	} else {
-		err = s.pauses.Put(ctx, id, *save)
-	}
-	if err != nil {
-		s.log.Error("failure count not kept", "trigger", id, "err", err)
+	if st.paused() {
+		s.flushSoon()
 	}
 	if rec.State != runs.Failed || s.cfg.Notify == nil {
 		return
 	}
 	trigger := id[len(rec.Enclave)+len(rec.Tentacle)+2:]
-	n := Notice{Kind: NoticeFailed, Enclave: rec.Enclave, Tentacle: rec.Tentacle, Trigger: trigger, Run: rec, Failures: save.Failures,
+	n := Notice{Kind: NoticeFailed, Enclave: rec.Enclave, Tentacle: rec.Tentacle, Trigger: trigger, Run: rec, Failures: st.failures,
 		Text: fmt.Sprintf("The scheduled run of %s (%s) failed: %s", rec.Tentacle, trigger, rec.Error)}
-	if save.Paused {
+	if st.paused() {
 		n.Kind = NoticePaused
 		n.Text = fmt.Sprintf("%s's schedule %s is paused after %d failed runs in a row (the last: %s). Resume it when it is fixed.",
-			rec.Tentacle, trigger, save.Failures, rec.Error)
+			rec.Tentacle, trigger, st.failures, rec.Error)
 	}
 	s.cfg.Notify(ctx, n)
 }
 
-// noteMissed records, without running them, the fires due between the
-// last handled one and now: at most MaxMissed one by one per trigger,
-// then one count.
+// noteMissed records, without running them, the fires due between a
+// trigger's mark (or LastAlive, when later) and now: at most MaxMissed
+// one by one per trigger, then one count. A trigger with neither is new
+// to every leader: nothing was missed.
 func (s *Scheduler) noteMissed(ctx context.Context, now time.Time) {
-	s.mu.Lock()
-	since := s.mark
-	s.mu.Unlock()
+	var alive time.Time
 	if s.cfg.LastAlive != nil {
-		alive, err := s.cfg.LastAlive(ctx)
-		if err != nil {
-			s.log.Error("the previous leader's last fire is unknown; missed fires are counted from this bot's own", "err", err)
+		var err error
+		if alive, err = s.cfg.LastAlive(ctx); err != nil {
+			s.log.Error("the previous leader's last renewal is unknown; missed fires are counted from the triggers' marks", "err", err)
 		}
-		if alive.After(since) {
-			since = alive
-		}
-	}
-	if since.IsZero() {
-		// A first start ever: nothing was missed, and the mark starts now.
-		s.mu.Lock()
-		s.mark = now
-		s.mu.Unlock()
-		s.saveMark(ctx, true)
-		return
 	}
 	type missed struct {
 		req   runs.Request
@@ -310,12 +293,18 @@ func (s *Scheduler) noteMissed(ctx context.Context, now time.Time) {
 		if e.index < 0 { // frozen or paused: nothing was due
 			continue
 		}
-		m := missed{req: e.request()}
-		from := since
-		if e.deployed.After(from) {
-			from = e.deployed
+		since := s.states.triggers[e.id].last
+		if alive.After(since) {
+			since = alive
 		}
-		for t := e.nextAfter(from); !t.After(now) && !t.IsZero() && m.count < maxCounted; t = e.nextAfter(t) {
+		if since.IsZero() {
+			continue
+		}
+		if e.deployed.After(since) {
+			since = e.deployed
+		}
+		m := missed{req: e.request()}
+		for t := e.nextAfter(since); !t.After(now) && !t.IsZero() && m.count < maxCounted; t = e.nextAfter(t) {
 			if len(m.times) < s.cfg.MaxMissed {
 				m.times = append(m.times, t)
 			}
@@ -325,8 +314,9 @@ func (s *Scheduler) noteMissed(ctx context.Context, now time.Time) {
 			all = append(all, m)
 		}
 	}
-	s.mark = now
+	s.mark = now.Truncate(time.Second)
 	s.mu.Unlock()
+	s.flushSoon()
 
 	for _, m := range all {
 		for _, t := range m.times {
@@ -344,25 +334,6 @@ func (s *Scheduler) noteMissed(ctx context.Context, now time.Time) {
 			}
 		}
 		s.log.Warn("missed fires recorded, not replayed", "enclave", m.req.Enclave, "tentacle", m.req.Tentacle, "trigger", m.req.Trigger, "count", m.count)
-	}
-	s.saveMark(ctx, true)
-}
-
-// saveMark writes the time up to which fires were handled, at most once a
-// second unless forced: with many schedules firing every second, a write
-// per fire would be the bottleneck. A crash loses at most a second of it
-// (those fires are then also noted missed on restart).
-func (s *Scheduler) saveMark(ctx context.Context, force bool) {
-	s.mu.Lock()
-	mark, now := s.mark, s.cfg.Now()
-	if mark.IsZero() || !force && now.Sub(s.saved) < time.Second {
-		s.mu.Unlock()
-		return
-	}
-	s.saved = now
-	s.mu.Unlock()
-	if err := s.clock.Put(ctx, clockKey, mark); err != nil {
-		s.log.Error("last fire time not kept", "err", err)
 	}
 }
 

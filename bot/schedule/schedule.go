@@ -8,11 +8,25 @@
 // fire that cannot run (the last run still going, the bot down) is noted
 // there too.
 //
+// What must survive a change of leader lives in Shared (in the cluster,
+// a ConfigMap): each trigger's failure count, its pause and who resumed
+// it, and up to when its fires were handled. A new leader loads it when
+// it starts, so pauses hold and counts continue. The leader writes it
+// every FlushEvery, at once after a pause, and when it stops leading;
+// Resume writes it from any replica.
+//
+// Fires are never replayed, so a change of leader doubles none. Fires
+// due while no replica led are noted missed, counted from the later of
+// the trigger's mark and Config.LastAlive (the previous leader's last
+// lease renewal). The window this leaves: when a leader dies, the fires
+// it started after its last renewal (at most the lease's retry period,
+// or FlushEvery without LastAlive) are noted missed too, and failure
+// counts since its last flush are lost; a leader that stops cleanly
+// flushes and releases the lease, leaving neither.
+//
 // Known limits: a fire is skipped only while a run this scheduler started
-// is going (a manual run does not hold a schedule back); failure pauses
-// and the time of the last handled fire live in this replica's store, so
-// a new leader on another replica does not see the old leader's pauses
-// (Config.LastAlive covers the missed-fire count, not the pauses).
+// is going (a manual run does not hold a schedule back); Status answers
+// only on the leader.
 package schedule
 
 import (
@@ -24,6 +38,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,11 +99,14 @@ type Config struct {
 	Enclaves  Enclaves
 	Tentacles Tentacles
 	Runner    Runner
-	// Store keeps what must survive a restart: failure pauses and the
-	// time up to which fires were handled (for recording missed ones).
+	// Shared keeps what must survive a restart or a change of leader
+	// (see Shared). When nil, it is NewLocalState(Store).
+	Shared Shared
 	Store  *store.DB
-	Now    func() time.Time
-	Logger *slog.Logger
+	// FlushEvery is how often the leader writes Shared (default 5s).
+	FlushEvery time.Duration
+	Now        func() time.Time
+	Logger     *slog.Logger
 	// MaxFailures is how many failed runs in a row pause a trigger
 	// (default 5).
 	MaxFailures int
@@ -99,9 +117,9 @@ type Config struct {
 	// Run starts (default 10); the rest are noted as one count.
 	MaxMissed int
 	// LastAlive, when set, tells until when another replica handled the
-	// fires (e.g. the previous leader's last lease renewal), so a new
-	// leader does not report as missed what its predecessor fired. The
-	// store only knows this replica's own fires.
+	// fires (the previous leader's last lease renewal), so a new leader
+	// does not report as missed what its predecessor fired after its
+	// last flush. It is called with Run's context.
 	LastAlive func(ctx context.Context) (time.Time, error)
 	// Notify, when set, tells the enclave's channel of a failed
 	// scheduled run and of a pause.
@@ -113,9 +131,8 @@ type Config struct {
 type Scheduler struct {
 	cfg    Config
 	log    *slog.Logger
-	pauses *store.Bucket[pause]
-	clock  *store.Bucket[time.Time]
 	rescan chan struct{}
+	soon   chan struct{} // asks for a flush of the state now
 
 	mu      sync.Mutex
 	running bool              // Run is running
@@ -124,17 +141,15 @@ type Scheduler struct {
 	files   map[string]parsed // workflow of enclave/tentacle, by revision
 	frozen  map[string]bool   // enclaves whose schedules are paused
 	busy    map[string]bool   // enclave/tentacle with a scheduled run going
-	failed  map[string]*pause // by entry id
-	mark    time.Time         // fires due up to mark were handled
-	saved   time.Time         // when mark was last written
-}
-
-// pause is a trigger's failure count, kept across restarts.
-type pause struct {
-	ID       string `json:"id"`
-	Failures int    `json:"failures"`
-	Paused   bool   `json:"paused"`
-	Reason   string `json:"reason,omitempty"`
+	// states is this leader's view of Shared, by entry id, loaded when
+	// Run starts.
+	states sharedState
+	// enclaves are those the last scan listed, true when it read all
+	// their triggers: a trigger it did not find there, or of an enclave
+	// no longer listed, is forgotten.
+	enclaves map[string]bool
+	listed   bool      // a scan listed the enclaves
+	mark     time.Time // fires due up to mark were handled
 }
 
 // entry is one cron trigger of one deployed tentacle.
@@ -161,12 +176,19 @@ type parsed struct {
 	triggers []tentacle.Trigger
 }
 
-const clockKey = "handled-until"
-
-// New makes a Scheduler and loads the pauses it kept.
+// New makes a Scheduler. It reads nothing yet: Run loads the state.
 func New(cfg Config) (*Scheduler, error) {
-	if cfg.Enclaves == nil || cfg.Tentacles == nil || cfg.Runner == nil || cfg.Store == nil {
-		return nil, errors.New("schedule: a scheduler needs enclaves, tentacles, a runner and a store")
+	if cfg.Enclaves == nil || cfg.Tentacles == nil || cfg.Runner == nil {
+		return nil, errors.New("schedule: a scheduler needs enclaves, tentacles and a runner")
+	}
+	if cfg.Shared == nil {
+		if cfg.Store == nil {
+			return nil, errors.New("schedule: a scheduler needs Shared (the cluster's state) or a Store to keep its state in")
+		}
+		cfg.Shared = NewLocalState(cfg.Store)
+	}
+	if cfg.FlushEvery < 0 {
+		return nil, fmt.Errorf("schedule: FlushEvery %v is negative", cfg.FlushEvery)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -175,35 +197,26 @@ func New(cfg Config) (*Scheduler, error) {
 	cfg.MaxFailures = cmp.Or(cfg.MaxFailures, 5)
 	cfg.Rescan = cmp.Or(cfg.Rescan, time.Minute)
 	cfg.MaxMissed = cmp.Or(cfg.MaxMissed, 10)
-	s := &Scheduler{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		pauses:  store.NewBucket[pause](cfg.Store, "schedule_pauses"),
-		clock:   store.NewBucket[time.Time](cfg.Store, "schedule_clock"),
-		rescan:  make(chan struct{}, 1),
-		entries: map[string]*entry{},
-		files:   map[string]parsed{},
-		frozen:  map[string]bool{},
-		busy:    map[string]bool{},
-		failed:  map[string]*pause{},
-	}
-	ctx := context.Background()
-	kept, err := s.pauses.List(ctx, "", 0)
-	if err != nil {
-		return nil, fmt.Errorf("schedule: load pauses: %w", err)
-	}
-	for _, p := range kept {
-		s.failed[p.ID] = &p
-	}
-	if s.mark, _, err = s.clock.Get(ctx, clockKey); err != nil {
-		return nil, fmt.Errorf("schedule: load the last fire: %w", err)
-	}
-	return s, nil
+	cfg.FlushEvery = cmp.Or(cfg.FlushEvery, 5*time.Second)
+	return &Scheduler{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		rescan:   make(chan struct{}, 1),
+		soon:     make(chan struct{}, 1),
+		entries:  map[string]*entry{},
+		files:    map[string]parsed{},
+		frozen:   map[string]bool{},
+		busy:     map[string]bool{},
+		states:   newSharedState(),
+		enclaves: map[string]bool{},
+	}, nil
 }
 
-// Run fires schedules until ctx ends; the leader calls it. It first reads
-// every schedule again and notes the fires missed since the last one this
-// bot (or LastAlive) knows of: they are recorded, not replayed.
+// Run fires schedules until ctx ends; the leader calls it. It first loads
+// the shared state (failing when it cannot: pauses must hold), reads every
+// schedule again and notes the fires missed since each trigger's mark or
+// LastAlive: they are recorded, not replayed. When ctx ends it writes the
+// state a last time before returning.
 func (s *Scheduler) Run(ctx context.Context) error {
 	s.mu.Lock()
 	if s.running {
@@ -217,6 +230,13 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		s.running = false
 		s.mu.Unlock()
 	}()
+	if err := s.load(ctx); err != nil {
+		return err
+	}
+	stopFlush := make(chan struct{})
+	flushed := make(chan struct{})
+	go s.flushLoop(ctx, stopFlush, flushed)
+	defer func() { close(stopFlush); <-flushed }()
 
 	missedDone := false
 	scan := func() {
@@ -241,7 +261,6 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		timer.Reset(s.untilNext())
 		select {
 		case <-ctx.Done():
-			s.saveMark(context.WithoutCancel(ctx), true)
 			return nil
 		case <-timer.C:
 			s.fire(ctx, s.cfg.Now())
@@ -272,27 +291,51 @@ func (s *Scheduler) untilNext() time.Duration {
 	return max(s.queue[0].next.Sub(s.cfg.Now()), 0)
 }
 
-// Resume clears the failure pause of a tentacle's triggers: they fire
-// again from their next due time.
-func (s *Scheduler) Resume(ctx context.Context, enclaveName, tentacleName string) error {
-	prefix := enclaveName + "/" + tentacleName + "/"
-	if _, err := s.pauses.DeleteFunc(ctx, prefix, func(string, pause) bool { return true }); err != nil {
+// Resume clears the failure pause of a tentacle's triggers, noting who
+// did: they fire again from their next due time. Any replica may call it:
+// it writes Shared at once, and the leader picks it up by its next flush.
+func (s *Scheduler) Resume(ctx context.Context, enclaveName, tentacleName, by string) error {
+	tk := enclaveName + "/" + tentacleName
+	now := s.cfg.Now()
+	s.mu.Lock()
+	known := s.states.resumes[tk].n
+	s.mu.Unlock()
+	var r resumeState
+	err := s.cfg.Shared.Update(ctx, func(cur []byte) ([]byte, error) {
+		stored, err := decodeState(cur)
+		if err != nil {
+			return nil, err
+		}
+		r = resumeState{n: max(stored.resumes[tk].n, known) + 1, by: by, at: now}
+		stored.resumes[tk] = r
+		for id, st := range stored.triggers {
+			if strings.HasPrefix(id, tk+"/") {
+				st.reason, st.failures = "", 0
+				stored.triggers[id] = st
+			}
+		}
+		return encodeState(stored)
+	})
+	if err != nil {
 		return fmt.Errorf("resume %s in %s: %w", tentacleName, enclaveName, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.cfg.Now()
-	for id := range s.failed {
-		if len(id) > len(prefix) && id[:len(prefix)] == prefix {
-			delete(s.failed, id)
-			if e, ok := s.entries[id]; ok && e.index < 0 && !s.frozen[e.enclave] {
-				e.next = e.nextAfter(now)
-				heap.Push(&s.queue, e)
-			}
-		}
-	}
-	s.log.Info("schedules resumed", "enclave", enclaveName, "tentacle", tentacleName)
+	s.states.resumes[tk] = r
+	s.clearPauses(tk, now)
+	s.log.Info("schedules resumed", "enclave", enclaveName, "tentacle", tentacleName, "by", by)
 	return nil
+}
+
+// requeue puts a trigger that is not queued back in the queue, unless its
+// enclave is frozen or it is paused. s.mu is held.
+func (s *Scheduler) requeue(id string, now time.Time) {
+	e, ok := s.entries[id]
+	if !ok || e.index >= 0 || s.frozen[e.enclave] || s.states.triggers[id].paused() {
+		return
+	}
+	e.next = e.nextAfter(now)
+	heap.Push(&s.queue, e)
 }
 
 // TriggerStatus is where one cron trigger stands.
@@ -305,6 +348,9 @@ type TriggerStatus struct {
 	// Paused says why it does not fire, empty when it does.
 	Paused   string
 	Failures int
+	// ResumedBy and ResumedAt tell the tentacle's last Resume, if any.
+	ResumedBy string
+	ResumedAt time.Time
 }
 
 // Status returns a tentacle's cron triggers as the scheduler knows them,
@@ -317,13 +363,9 @@ func (s *Scheduler) Status(enclaveName, tentacleName string) []TriggerStatus {
 		if e.enclave != enclaveName || e.tentacle != tentacleName {
 			continue
 		}
-		st := TriggerStatus{Trigger: e.trigger, Schedule: e.spec, Timezone: e.zone}
-		if p := s.failed[e.id]; p != nil {
-			st.Failures = p.Failures
-			if p.Paused {
-				st.Paused = p.Reason
-			}
-		}
+		ts, r := s.states.triggers[e.id], s.states.resumes[tentacleOf(e.id)]
+		st := TriggerStatus{Trigger: e.trigger, Schedule: e.spec, Timezone: e.zone,
+			Failures: ts.failures, Paused: ts.reason, ResumedBy: r.by, ResumedAt: r.at}
 		if s.frozen[e.enclave] {
 			st.Paused = "the enclave is frozen"
 		}

@@ -201,8 +201,18 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-// newScheduler is another scheduler on the same world and store, as
-// after a restart.
+// restart stops the scheduler as a leader that hands over does (a last
+// flush) and starts another on the same world and state.
+func (w *world) restart(t *testing.T) {
+	t.Helper()
+	if err := w.s.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	w.s = w.newScheduler(t)
+}
+
+// newScheduler is another scheduler on the same world and store, with
+// the state loaded as Run does.
 func (w *world) newScheduler(t *testing.T) *Scheduler {
 	t.Helper()
 	s, err := New(Config{
@@ -215,6 +225,9 @@ func (w *world) newScheduler(t *testing.T) *Scheduler {
 		},
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.load(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -307,8 +320,8 @@ func TestMissedFiresAreNotedNotReplayed(t *testing.T) {
 	w.runner.end(0, runs.Succeeded)
 
 	// The bot is down for half an hour, then starts again.
+	w.restart(t)
 	w.clock.set(t0.Add(31*time.Minute + 10*time.Second))
-	w.s = w.newScheduler(t)
 	w.scan(t)
 	w.s.noteMissed(t.Context(), w.clock.Now())
 	var missed []note
@@ -334,7 +347,7 @@ func TestMissedFiresAreNotedNotReplayed(t *testing.T) {
 func TestMissedCountsFromTheDeployAndLastAlive(t *testing.T) {
 	w := newWorld(t)
 	w.tents.deploy("payments", "sync", t0.Add(25*time.Minute), `{type: cron, schedule: "* * * * *"}`)
-	w.s.mark = t0 // this replica last fired at t0
+	w.s.states.triggers["payments/sync/* * * * *"] = triggerState{last: t0} // the trigger's mark
 	w.s.cfg.LastAlive = func(context.Context) (time.Time, error) { return t0.Add(20 * time.Minute), nil }
 	w.clock.set(t0.Add(30 * time.Minute))
 	w.scan(t)
@@ -401,7 +414,7 @@ func TestFailuresPauseUntilResumed(t *testing.T) {
 	}
 
 	// The pause survives a restart.
-	w.s = w.newScheduler(t)
+	w.restart(t)
 	w.scan(t)
 	w.at(t, t0.Add(11*time.Minute))
 	if starts, _ := w.runner.counts(); starts != 5 {
@@ -411,7 +424,7 @@ func TestFailuresPauseUntilResumed(t *testing.T) {
 		t.Fatalf("status after restart %+v", st)
 	}
 
-	if err := w.s.Resume(t.Context(), "payments", "sync"); err != nil {
+	if err := w.s.Resume(t.Context(), "payments", "sync", "U-alice"); err != nil {
 		t.Fatal(err)
 	}
 	w.at(t, t0.Add(12*time.Minute))
@@ -419,14 +432,14 @@ func TestFailuresPauseUntilResumed(t *testing.T) {
 		t.Fatalf("after Resume, %d starts, want 6", starts)
 	}
 	w.runner.end(5, runs.Failed)
-	if st := w.s.Status("payments", "sync"); st[0].Failures != 1 || st[0].Paused != "" {
-		t.Fatalf("after Resume the count starts again: %+v", st)
+	if st := w.s.Status("payments", "sync"); st[0].Failures != 1 || st[0].Paused != "" || st[0].ResumedBy != "U-alice" || !st[0].ResumedAt.Equal(t0.Add(11*time.Minute)) {
+		t.Fatalf("after Resume the count starts again, and who resumed is kept: %+v", st)
 	}
-	// and Resume is kept too
-	w.s = w.newScheduler(t)
+	// and Resume and the count are kept too
+	w.restart(t)
 	w.scan(t)
-	if st := w.s.Status("payments", "sync"); st[0].Paused != "" {
-		t.Fatalf("resumed trigger paused again after a restart: %+v", st)
+	if st := w.s.Status("payments", "sync"); st[0].Paused != "" || st[0].Failures != 1 || st[0].ResumedBy != "U-alice" {
+		t.Fatalf("after a restart: %+v, want not paused, one failure, resumed by U-alice", st)
 	}
 }
 
