@@ -47,6 +47,7 @@ package natsuser
 import (
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -112,7 +113,10 @@ type Backend struct {
 	key     []byte
 	log     *slog.Logger
 
-	signer nkeys.KeyPair
+	// signer signs user JWTs; issuer is its public key. Both are
+	// derived once: nkeys derives them again on every call.
+	signer ed25519.PrivateKey
+	issuer string
 	// account is the account the users belong to; issuerAccount is set
 	// in user JWTs only when the signer is a signing key.
 	account, issuerAccount string
@@ -144,16 +148,12 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 			return nil, fmt.Errorf("%w: network %d needs a port and a CIDR or namespace", ErrConfig, i+1)
 		}
 	}
-	if b.signer, err = accountKey(cfg.AccountSeed); err != nil {
-		return nil, fmt.Errorf("%w: account seed: %w", ErrConfig, err)
-	}
-	signerPub, err := b.signer.PublicKey()
-	if err != nil {
+	if b.signer, b.issuer, err = accountKey(cfg.AccountSeed); err != nil {
 		return nil, fmt.Errorf("%w: account seed: %w", ErrConfig, err)
 	}
 	switch {
-	case cfg.Account == "" || cfg.Account == signerPub:
-		b.account = signerPub
+	case cfg.Account == "" || cfg.Account == b.issuer:
+		b.account = b.issuer
 	case !nkeys.IsValidPublicAccountKey(cfg.Account):
 		return nil, fmt.Errorf("%w: account %q is not an account public key (A…)", ErrConfig, cfg.Account)
 	default:
@@ -164,20 +164,28 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 
 // accountKey reads an account seed, naming what it is instead when it is
 // another kind of key, and never repeating it.
-func accountKey(seed string) (nkeys.KeyPair, error) {
+func accountKey(seed string) (ed25519.PrivateKey, string, error) {
 	seed = strings.TrimSpace(seed)
 	if seed == "" {
-		return nil, errors.New("empty")
+		return nil, "", errors.New("empty")
 	}
-	prefix, _, err := nkeys.DecodeSeed([]byte(seed))
+	prefix, raw, err := nkeys.DecodeSeed([]byte(seed))
 	if err != nil {
 		// nkeys' errors are constants: they do not echo the seed.
-		return nil, fmt.Errorf("not an nkey seed: %w", err)
+		return nil, "", fmt.Errorf("not an nkey seed: %w", err)
 	}
 	if prefix != nkeys.PrefixByteAccount {
-		return nil, fmt.Errorf("is %s seed; want an account or account signing key seed (SA…)", seedKind(prefix))
+		return nil, "", fmt.Errorf("is %s seed; want an account or account signing key seed (SA…)", seedKind(prefix))
 	}
-	return nkeys.FromSeed([]byte(seed))
+	if len(raw) != ed25519.SeedSize {
+		return nil, "", fmt.Errorf("not an nkey seed: %w", nkeys.ErrInvalidSeedLen)
+	}
+	key := ed25519.NewKeyFromSeed(raw)
+	pub, err := nkeys.Encode(nkeys.PrefixByteAccount, key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, "", fmt.Errorf("not an nkey seed: %w", err)
+	}
+	return key, string(pub), nil
 }
 
 func seedKind(p nkeys.PrefixByte) string {
