@@ -37,11 +37,12 @@
 // account signing key only. Revoke therefore does nothing but log; user
 // JWTs carry no expiry (running pods must not be cut off), so a leaked
 // credential stays valid until the platform revokes the user's public key
-// in the account JWT and pushes it (nsc revocations add-user --account
-// <account> --user-public-key <user>; nsc push). The user key is derived
-// from the enclave and tentacle names, so a tentacle deployed again under
-// the same name gets the same, still revoked, user until the platform
-// removes that revocation (nsc revocations delete-user).
+// in the account JWT, signed by the operator, and pushes it to the
+// servers' resolver (with nsc: revocations add-user, then push); Revoke
+// logs that public key. The user key is derived from the enclave and
+// tentacle names, so a tentacle deployed again under the same name gets
+// the same, still revoked, user until the platform removes that
+// revocation.
 package natsuser
 
 import (
@@ -204,32 +205,35 @@ func seedKind(p nkeys.PrefixByte) string {
 	return "an unknown kind of"
 }
 
+// parseURL reads the server's address. Its errors show the URL with any
+// password redacted, and not at all when it does not parse.
 func parseURL(raw string) (host string, port int, tls bool, err error) {
 	if raw == "" {
 		return "", 0, false, errors.New("empty; want nats://host:port")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", 0, false, fmt.Errorf("%q is not a URL", raw)
+		return "", 0, false, errors.New("not a URL; want nats://host:port")
 	}
+	shown := u.Redacted()
 	switch u.Scheme {
 	case "nats":
 	case "tls":
 		tls = true
 	default:
-		return "", 0, false, fmt.Errorf("%q: scheme must be nats or tls", raw)
+		return "", 0, false, fmt.Errorf("%q: scheme must be nats or tls", shown)
 	}
 	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		return "", 0, false, fmt.Errorf("%q: want only nats://host:port (credentials come from Grant)", u.Redacted())
+		return "", 0, false, fmt.Errorf("%q: want only nats://host:port (credentials come from Grant)", shown)
 	}
 	host = u.Hostname()
 	if host == "" {
-		return "", 0, false, fmt.Errorf("%q has no host", raw)
+		return "", 0, false, fmt.Errorf("%q has no host", shown)
 	}
 	port = 4222
 	if p := u.Port(); p != "" {
 		if port, err = strconv.Atoi(p); err != nil || port <= 0 || port > 65535 {
-			return "", 0, false, fmt.Errorf("%q: bad port", raw)
+			return "", 0, false, fmt.Errorf("%q: bad port", shown)
 		}
 	}
 	return host, port, tls, nil

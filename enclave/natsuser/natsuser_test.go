@@ -1,7 +1,9 @@
 package natsuser_test
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -465,11 +467,24 @@ func TestBot(t *testing.T) {
 // user off, and revoking its public key in the account JWT does.
 func TestRevoke(t *testing.T) {
 	s := natstest.Start(t)
-	b := backend(t, s)
+	var log bytes.Buffer
+	b, err := natsuser.New(t.Context(), natsuser.Config{
+		URL: s.URL, AccountSeed: s.AccountSeed, Account: s.Account, Key: testKey,
+		Logger: slog.New(slog.NewTextHandler(&log, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	sp, kept := grant(t, b, "payments", "ledger"), grant(t, b, "payments", "invoices")
 
 	if err := b.Revoke(t.Context(), "payments", "ledger"); err != nil {
 		t.Fatal(err)
+	}
+	// The warning names what the platform must revoke, and no secret.
+	if l := log.String(); strings.Contains(l, sp.Secret) || strings.Contains(l, s.AccountSeed) {
+		t.Error("revoke logged a seed")
+	} else if !strings.Contains(l, "user="+sp.User) || !strings.Contains(l, "account="+s.Account) {
+		t.Errorf("revoke logged %q", l)
 	}
 	if again := grant(t, b, "payments", "ledger"); again.Token != sp.Token {
 		t.Error("a revoked tentacle's credentials changed")
@@ -502,6 +517,8 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		{"no url", func(c *natsuser.Config) { c.URL = "" }, "url: empty"},
 		{"http url", func(c *natsuser.Config) { c.URL = "http://nats:4222" }, "scheme must be nats or tls"},
 		{"url with credentials", func(c *natsuser.Config) { c.URL = "nats://u:hunter2@nats:4222" }, "want only nats://host:port"},
+		{"bad url with credentials", func(c *natsuser.Config) { c.URL = "nats://u:hunter2@nats:42%2" }, "not a URL"},
+		{"http url with credentials", func(c *natsuser.Config) { c.URL = "http://u:hunter2@nats:4222" }, "scheme must be"},
 		{"bad port", func(c *natsuser.Config) { c.URL = "nats://nats:99999" }, "bad port"},
 		{"no host", func(c *natsuser.Config) { c.URL = "nats://:4222" }, "no host"},
 		{"short key", func(c *natsuser.Config) { c.Key = []byte("short") }, "at least 32 bytes, got 5"},
