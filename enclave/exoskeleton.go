@@ -275,14 +275,18 @@ func (e *ServiceError) Error() string {
 
 func (e *ServiceError) Unwrap() error { return e.Err }
 
-// Plain says what went wrong in words for the people in the channel; the
-// service's own error (which may name hosts and roles) is for the log.
+// Plain says what went wrong as a clause for the people in the channel
+// ("I couldn't deploy x: <plain>."); the service's own error, which may
+// name hosts and roles, is for the log.
 func (e *ServiceError) Plain() string {
 	if errors.Is(e.Err, ErrNoService) {
-		return fmt.Sprintf("This cluster has no %s for enclaves, so dependency %s can't be given one. Ask your platform team to set it up, or remove the dependency.",
+		return fmt.Sprintf("this cluster has no %s for enclaves, so dependency %s can't be given one; ask your platform team to set it up, or remove the dependency",
 			e.Kind.Title(), e.Dependency)
 	}
-	return fmt.Sprintf("The enclave's %s isn't answering as it should, so nothing was changed. Try again in a minute; if it keeps failing, your platform team can see why in the bot's log.", e.Kind.Title())
+	if e.Op == "drop" {
+		return fmt.Sprintf("the enclave's %s could not be removed, so the enclave is kept for now; deprovision again in a minute to finish, and if it keeps failing your platform team can see why in the bot's log", e.Kind.Title())
+	}
+	return fmt.Sprintf("the enclave's %s isn't answering as it should, so nothing was changed; try again in a minute, and if it keeps failing your platform team can see why in the bot's log", e.Kind.Title())
 }
 
 // Title names the kind for people: "database", "object storage", "messaging".

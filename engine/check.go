@@ -372,7 +372,7 @@ var refusedNet = regexp.MustCompile(`tried to reach (\S+?), which the tentacle's
 // telling the author to declare a host the contract already has would
 // send them in circles.
 func offline(wf *tentacle.Workflow, msg string) string {
-	allowed, _ := NetAllowList(wf)
+	allowed, _ := NetAllowList(wf, nil)
 	return refusedNet.ReplaceAllStringFunc(msg, func(m string) string {
 		host := refusedNet.FindStringSubmatch(m)[1]
 		advice := "fixtures run with no network at all, so give a fixture only to what works offline"

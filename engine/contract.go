@@ -1,13 +1,16 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/kraken-ops/kraken/enclave"
 	"github.com/kraken-ops/kraken/tentacle"
 )
 
@@ -16,11 +19,12 @@ import (
 const maxEnumerated = 256
 
 // NetAllowList is what the worker's --allow-net names: every contract
-// dependency's host:port, the addresses of small dynamic-target ranges,
-// and each sidecar on localhost. Anything else a node tries is refused.
+// dependency's host:port (an exoskeleton dependency's from the room its
+// service granted), the addresses of small dynamic-target ranges, and
+// each sidecar on localhost. Anything else a node tries is refused.
 // A range too large to list is left to the NetworkPolicy, with a warning,
 // rather than opening the network wholesale.
-func NetAllowList(wf *tentacle.Workflow) (hosts, warnings []string) {
+func NetAllowList(wf *tentacle.Workflow, services map[string]enclave.Space) (hosts, warnings []string) {
 	add := func(host string, port int) {
 		hosts = append(hosts, net.JoinHostPort(host, strconv.Itoa(port)))
 	}
@@ -43,6 +47,9 @@ func NetAllowList(wf *tentacle.Workflow) (hosts, warnings []string) {
 	if c := wf.Contract; c != nil {
 		for _, name := range c.DependencyNames {
 			d := c.Dependencies[name]
+			if sp, ok := services[name]; ok && d.Exoskeleton() {
+				d.Host, d.Port = sp.Host, sp.Port
+			}
 			switch err := tentacle.CheckHost(d.Host); {
 			case d.Host == "" || d.Port <= 0:
 			case err != nil:
@@ -85,9 +92,10 @@ func enumerate(cidr string) ([]string, bool) {
 }
 
 // dependencyInfo is what ctx.dependency(name) returns: where the service
-// is and the credential its auth.secret names. Keys the parser kept but
-// does not interpret come along.
-func dependencyInfo(wf *tentacle.Workflow, secrets map[string]any) map[string]map[string]any {
+// is and the credential its auth.secret names, or for an exoskeleton
+// dependency the room its service granted, credentials included. Keys
+// the parser kept but does not interpret come along.
+func dependencyInfo(wf *tentacle.Workflow, secrets map[string]any, services map[string]enclave.Space) map[string]map[string]any {
 	out := map[string]map[string]any{}
 	if wf.Contract == nil {
 		return out
@@ -112,7 +120,36 @@ func dependencyInfo(wf *tentacle.Workflow, secrets map[string]any) map[string]ma
 				info["secret"] = v
 			}
 		}
+		if sp, ok := services[name]; ok && d.Exoskeleton() {
+			maps.Copy(info, spaceInfo(sp))
+		}
 		out[name] = info
+	}
+	return out
+}
+
+// spaceInfo is a granted room as a node reads it, under the Space's JSON
+// names ("host", "database", "secret", ...).
+func spaceInfo(sp enclave.Space) map[string]any {
+	b, err := json.Marshal(sp)
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	// JSON numbers decode as float64; the port is an integer to nodes.
+	m["port"] = sp.Port
+	return m
+}
+
+// serviceSecrets are the credentials of granted rooms, for the log
+// redactor.
+func serviceSecrets(services map[string]enclave.Space) map[string]any {
+	out := map[string]any{}
+	for name, sp := range services {
+		out[name] = map[string]any{"secret": sp.Secret, "token": sp.Token}
 	}
 	return out
 }

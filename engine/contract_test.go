@@ -23,7 +23,7 @@ func TestNetAllowList(t *testing.T) {
 		},
 		Sidecars: []tentacle.Sidecar{{Name: "ffmpeg", Port: 9000}},
 	}
-	hosts, warnings := NetAllowList(wf)
+	hosts, warnings := NetAllowList(wf, nil)
 	want := []string{"10.0.0.5:5432", "127.0.0.1:9000", "192.168.1.0:8443", "192.168.1.1:8443", "192.168.1.2:8443", "192.168.1.3:8443", "api.example.com:443", "localhost:9000"}
 	if !reflect.DeepEqual(hosts, want) {
 		t.Fatalf("hosts = %v, want %v", hosts, want)

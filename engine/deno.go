@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kraken-ops/kraken/enclave"
 	"github.com/kraken-ops/kraken/tentacle"
 )
 
@@ -36,6 +37,9 @@ type DenoConfig struct {
 	Workflow *tentacle.Workflow
 	// Secrets are handed to the worker over stdin, never by flag or env.
 	Secrets map[string]any
+	// Services are the rooms granted on the enclave's services, by
+	// dependency name; handed over like Secrets.
+	Services map[string]enclave.Space
 	// WorkDir holds the harness, the nodes' scratch directory and Deno's
 	// cache. Empty means a new temporary directory, removed on Close.
 	WorkDir string
@@ -90,7 +94,7 @@ func NewDeno(cfg DenoConfig) (*Deno, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := &Deno{cfg: cfg, redact: secretRedactor(cfg.Secrets)}
+	d := &Deno{cfg: cfg, redact: secretRedactor(map[string]any{"s": cfg.Secrets, "x": serviceSecrets(cfg.Services)})}
 	if d.cfg.WorkDir == "" {
 		dir, err := os.MkdirTemp("", "kraken-worker-")
 		if err != nil {
@@ -139,7 +143,7 @@ func (d *Deno) prepare() error {
 		// idle worker lean; nodes are I/O-bound glue, not hot loops.
 		fmt.Sprintf("--v8-flags=--max-old-space-size=%d,--max-semi-space-size=1,--optimize-for-size", d.cfg.MemoryMB),
 	}
-	hosts, warnings := NetAllowList(wf)
+	hosts, warnings := NetAllowList(wf, d.cfg.Services)
 	for _, w := range warnings {
 		d.cfg.Logger.Warn(w, "tentacle", wf.Name)
 	}
@@ -155,7 +159,7 @@ func (d *Deno) prepare() error {
 	}
 	init, err := json.Marshal(map[string]any{
 		"t": "init", "nodes": nodes, "config": wf.Config.ToMap(),
-		"secrets": nonNil(d.cfg.Secrets), "deps": dependencyInfo(wf, d.cfg.Secrets),
+		"secrets": nonNil(d.cfg.Secrets), "deps": dependencyInfo(wf, d.cfg.Secrets, d.cfg.Services),
 	})
 	if err != nil {
 		return fmt.Errorf("deno worker: config or secrets cannot be sent as JSON: %w", err)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kraken-ops/kraken/enclave"
 	"github.com/kraken-ops/kraken/tentacle"
 )
 
@@ -81,6 +82,7 @@ func (l *logBuffer) String() string {
 
 type denoOpts struct {
 	secrets  map[string]any
+	services map[string]enclave.Space
 	memoryMB int
 }
 
@@ -92,7 +94,7 @@ func startWorker(t testing.TB, dir string, o denoOpts) (*tentacle.Workflow, *Den
 	}
 	logs := &logBuffer{}
 	w, err := NewDeno(DenoConfig{
-		Binary: denoBinary(t), Workflow: wf, Secrets: o.secrets, MemoryMB: o.memoryMB,
+		Binary: denoBinary(t), Workflow: wf, Secrets: o.secrets, Services: o.services, MemoryMB: o.memoryMB,
 		StopGrace: 300 * time.Millisecond,
 		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})

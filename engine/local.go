@@ -15,6 +15,9 @@ type LocalOptions struct {
 	SecretsPath string
 	// MountedSecrets is the cluster's secret mount; "" skips it.
 	MountedSecrets string
+	// ServicesPath is where the rooms granted on the enclave's services
+	// are mounted (LoadServices); "" or a missing directory means none.
+	ServicesPath string
 	MemoryMB       int
 	Logger         *slog.Logger
 }
@@ -34,7 +37,11 @@ func OpenLocal(ctx context.Context, wf *tentacle.Workflow, opts LocalOptions) (*
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", wf.Name, err)
 	}
-	w, err := NewDeno(DenoConfig{Binary: opts.Deno, Workflow: wf, Secrets: secrets, MemoryMB: opts.MemoryMB, Logger: opts.Logger})
+	services, err := LoadServices(opts.ServicesPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", wf.Name, err)
+	}
+	w, err := NewDeno(DenoConfig{Binary: opts.Deno, Workflow: wf, Secrets: secrets, Services: services, MemoryMB: opts.MemoryMB, Logger: opts.Logger})
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/kraken-ops/kraken/engine"
 	"github.com/kraken-ops/kraken/enclave"
 	"github.com/kraken-ops/kraken/tentacle"
 	appsv1 "k8s.io/api/apps/v1"
@@ -50,6 +51,7 @@ const (
 	EnginePort      = 8080
 	WorkflowPath    = "/app/workflow"
 	SecretsPath     = tentacle.DefaultMountedSecrets
+	ServicesPath    = engine.DefaultServicesPath
 	SharedPath      = "/shared"
 	// TentacleServiceAccount runs tentacle pods; the enclave creates it
 	// with no API rights and no token.
@@ -80,6 +82,7 @@ const (
 
 // Object names of a tentacle.
 func secretName(name string) string            { return name + "-secrets" }
+func servicesName(name string) string          { return name + "-services" }
 func policyName(name string) string            { return name + "-egress" }
 func revisionName(name string, rev int) string { return name + "-r" + strconv.Itoa(rev) }
 func tentacleSelector(name string) map[string]string {
@@ -210,7 +213,10 @@ type deployment struct {
 	keys          map[string]string // file path -> ConfigMap key
 	workflow      *tentacle.Workflow
 	// secrets is nil when the Secret is to be left as it is (rollback).
-	secrets      map[string][]byte
+	secrets map[string][]byte
+	// services are the rooms granted on the enclave's services, by
+	// dependency name; nil leaves their Secret as it is (rollback).
+	services map[string]enclave.Space
 	engine       resources
 	sidecars     []sidecar
 	egress       []string // the node runtime's allow-list: host:port
@@ -300,6 +306,7 @@ func newDeployment(enc string, b *tentacle.Bundle, rev int, p enclave.Provenance
 			return nil, err
 		}
 	}
+	d.services = b.Services
 	if err := d.checkRevisionSize(); err != nil {
 		return nil, err
 	}
@@ -478,6 +485,74 @@ func (d *deployment) secret() *corev1ac.SecretApplyConfiguration {
 		WithData(d.secrets)
 }
 
+// checkServices takes the rooms granted for the contract's exoskeleton
+// dependencies. A deploy must bring one for each (the pods could not
+// reach a service nobody granted); a rollback brings none and keeps the
+// Secret there is.
+func (d *deployment) checkServices() error {
+	if d.services == nil && d.rollbackOf > 0 {
+		return nil
+	}
+	for name := range d.workflow.Services() {
+		if _, ok := d.services[name]; !ok {
+			return fmt.Errorf("dependency %s is one of the enclave's services, and no room on it was granted for this deploy", name)
+		}
+	}
+	return nil
+}
+
+// usesServices reports whether the pods mount the services Secret.
+func (d *deployment) usesServices() bool { return len(d.workflow.Services()) > 0 }
+
+// servicesSecret holds the granted rooms, one <dependency>.json each, as
+// engine.LoadServices reads them.
+func (d *deployment) servicesSecret() (*corev1ac.SecretApplyConfiguration, error) {
+	data := make(map[string][]byte, len(d.services))
+	for name, sp := range d.services {
+		b, err := json.Marshal(sp)
+		if err != nil {
+			return nil, fmt.Errorf("service of dependency %s cannot be encoded", name)
+		}
+		data[name+".json"] = b
+	}
+	return corev1ac.Secret(servicesName(d.name), d.enclave).
+		WithLabels(tentacleLabels(d.enclave, d.name)).
+		WithAnnotations(d.annotations()).
+		WithType(corev1.SecretTypeOpaque).
+		WithData(data), nil
+}
+
+// serviceEgress opens each granted room's network: the services live
+// inside the cluster or on private addresses, which the host-name rules
+// of egressPolicy never open.
+func (d *deployment) serviceEgress() []*networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration {
+	var rules []*networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration
+	seen := map[string]bool{}
+	for _, name := range slices.Sorted(maps.Keys(d.services)) {
+		for _, n := range d.services[name].Network {
+			key := fmt.Sprintf("%s|%s|%v|%d", n.CIDR, n.Namespace, n.Pods, n.Port)
+			if seen[key] || n.Port <= 0 {
+				continue
+			}
+			seen[key] = true
+			peer := networkingv1ac.NetworkPolicyPeer()
+			switch {
+			case n.CIDR != "":
+				peer.WithIPBlock(networkingv1ac.IPBlock().WithCIDR(n.CIDR))
+			case n.Namespace != "":
+				peer.WithNamespaceSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{corev1.LabelMetadataName: n.Namespace})).
+					WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(n.Pods))
+			default:
+				continue
+			}
+			rules = append(rules, networkingv1ac.NetworkPolicyEgressRule().
+				WithTo(peer).
+				WithPorts(networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromInt32(int32(n.Port)))))
+		}
+	}
+	return rules
+}
+
 func (d *deployment) service() *corev1ac.ServiceApplyConfiguration {
 	return corev1ac.Service(d.name, d.enclave).
 		WithLabels(tentacleLabels(d.enclave, d.name)).
@@ -523,6 +598,7 @@ func (d *deployment) egressPolicy() *networkingv1ac.NetworkPolicyApplyConfigurat
 		}
 		rules = append(rules, rule)
 	}
+	rules = append(rules, d.serviceEgress()...)
 	ann := d.annotations()
 	ann[AnnotationEgress] = strings.Join(slices.DeleteFunc(slices.Clone(d.egress), isLoopback), ",")
 	return networkingv1ac.NetworkPolicy(policyName(d.name), d.enclave).
@@ -598,6 +674,19 @@ func (d *deployment) podSpec() *corev1ac.PodSpecApplyConfiguration {
 		corev1ac.VolumeMount().WithName("secrets").WithMountPath(SecretsPath).WithReadOnly(true),
 		corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp"),
 	}
+	args := []string{"engine",
+		"--workflow", WorkflowPath,
+		"--port", strconv.Itoa(EnginePort),
+		"--mounted-secrets", SecretsPath,
+		"--memory", strconv.Itoa(d.engine.denoHeapMB())}
+	if d.usesServices() {
+		// Optional: a rollback to a revision with services whose Secret
+		// is gone starts, and its nodes say the service is missing.
+		volumes = append(volumes, corev1ac.Volume().WithName("services").WithSecret(corev1ac.SecretVolumeSource().
+			WithSecretName(servicesName(d.name)).WithDefaultMode(0o440).WithOptional(true)))
+		mounts = append(mounts, corev1ac.VolumeMount().WithName("services").WithMountPath(ServicesPath).WithReadOnly(true))
+		args = append(args, "--services", ServicesPath)
+	}
 	shared := corev1ac.VolumeMount().WithName("shared").WithMountPath(SharedPath)
 	if len(d.sidecars) > 0 {
 		volumes = append(volumes, corev1ac.Volume().WithName("shared").WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(resource.MustParse("256Mi"))))
@@ -614,11 +703,7 @@ func (d *deployment) podSpec() *corev1ac.PodSpecApplyConfiguration {
 		WithImage(d.image).
 		WithImagePullPolicy(corev1.PullIfNotPresent).
 		WithCommand("kraken").
-		WithArgs("engine",
-			"--workflow", WorkflowPath,
-			"--port", strconv.Itoa(EnginePort),
-			"--mounted-secrets", SecretsPath,
-			"--memory", strconv.Itoa(d.engine.denoHeapMB())).
+		WithArgs(args...).
 		WithPorts(corev1ac.ContainerPort().WithName("http").WithContainerPort(EnginePort).WithProtocol(corev1.ProtocolTCP)).
 		WithResources(d.engine.apply()).
 		WithSecurityContext(hardened()).

@@ -71,7 +71,7 @@ func TestEgressMatchesNetAllowList(t *testing.T) {
 		},
 		Sidecars: []tentacle.Sidecar{{Name: "cache", Port: 6379}},
 	}
-	allow, _ := engine.NetAllowList(wf)
+	allow, _ := engine.NetAllowList(wf, nil)
 	rules := egressRules(allow)
 	// anywhere stands for "every public address"; the excepted ranges
 	// are checked in TestEgressRules.

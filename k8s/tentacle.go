@@ -144,6 +144,9 @@ func (t *Tentacles) deploy(ctx context.Context, enc string, b *tentacle.Bundle, 
 		return tentacle.Revision{}, fmt.Errorf("%s: %w", op, err)
 	}
 	d.rollbackOf = rollbackOf
+	if err := d.checkServices(); err != nil {
+		return tentacle.Revision{}, fmt.Errorf("%s: %w", op, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, deployTimeout)
 	defer cancel()
 
@@ -182,7 +185,9 @@ func (t *Tentacles) deploy(ctx context.Context, enc string, b *tentacle.Bundle, 
 		warnings = append(warnings, NoGVisorWarning)
 	}
 	var egressWarnings []string
-	d.egress, egressWarnings = engine.NetAllowList(d.workflow)
+	// The services' rooms are opened by their own rules (serviceEgress),
+	// not as host names.
+	d.egress, egressWarnings = engine.NetAllowList(d.workflow, nil)
 	for _, w := range egressWarnings {
 		t.log.Warn("tentacle egress: "+w, "enclave", enc, "tentacle", d.name)
 	}
@@ -236,6 +241,17 @@ func (t *Tentacles) dryRun(ctx context.Context, d *deployment, op string) error 
 			return refused("Secret", secretName(d.name), err)
 		},
 		func() error {
+			if d.services == nil {
+				return nil
+			}
+			sec, err := d.servicesSecret()
+			if err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
+			_, err = t.cs.CoreV1().Secrets(d.enclave).Apply(ctx, sec, opts)
+			return refused("Secret", servicesName(d.name), err)
+		},
+		func() error {
 			_, err := t.cs.CoreV1().Services(d.enclave).Apply(ctx, d.service(), opts)
 			return refused("Service", d.name, err)
 		},
@@ -284,6 +300,18 @@ func (t *Tentacles) applyObjects(ctx context.Context, d *deployment, op string) 
 			_, err := t.cs.CoreV1().Secrets(d.enclave).Apply(ctx, d.secret(), applyOptions())
 			// The API's messages about Secrets name keys, never values.
 			return apiError(op+": apply Secret "+secretName(d.name), err)
+		},
+		func() error {
+			if d.services == nil {
+				return nil
+			}
+			sec, err := d.servicesSecret()
+			if err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
+			_, err = t.cs.CoreV1().Secrets(d.enclave).Apply(ctx, sec, applyOptions())
+			// The API's messages about Secrets name keys, never values.
+			return apiError(op+": apply Secret "+servicesName(d.name), err)
 		},
 		func() error {
 			_, err := t.cs.CoreV1().Services(d.enclave).Apply(ctx, d.service(), applyOptions())
@@ -781,6 +809,13 @@ func (t *Tentacles) Undeploy(ctx context.Context, enc, name string, p enclave.Pr
 	}
 	if err := del("Secret", st.secret, t.cs.CoreV1().Secrets(enc).Delete, secretName(name)); err != nil {
 		return err
+	}
+	// The services Secret is not in st (most tentacles have none): delete
+	// it by name. No other object of ours can bear that name, and people
+	// make no Secrets in an enclave.
+	err = t.cs.CoreV1().Secrets(enc).Delete(ctx, servicesName(name), metav1.DeleteOptions{PropagationPolicy: &background})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return apiError(op+": delete Secret "+servicesName(name), err)
 	}
 	var nums []int
 	for _, r := range st.revisions {

@@ -18,6 +18,7 @@ func runEngine(ctx context.Context, e env, args []string) error {
 	denoPath := fs.String("deno", "", "the Deno binary (default $KRAKEN_DENO, the pinned install, PATH)")
 	secrets := fs.String("secrets", "", "the only secrets source to use, a YAML file or a directory")
 	mounted := fs.String("mounted-secrets", "/app/secrets", "where the cluster mounts the tentacle's secrets")
+	services := fs.String("services", engine.DefaultServicesPath, "where the cluster mounts the rooms granted on the enclave's services")
 	grace := fs.Duration("grace", 30*time.Second, "how long runs in flight may take to finish on SIGTERM")
 	memory := fs.Int("memory", 512, "the node runtime's heap limit in MB")
 	verbose := fs.Bool("v", false, "log debug messages")
@@ -37,7 +38,7 @@ func runEngine(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	local, err := engine.OpenLocal(ctx, wf, engine.LocalOptions{
-		Deno: bin, SecretsPath: *secrets, MountedSecrets: *mounted, MemoryMB: *memory, Logger: log,
+		Deno: bin, SecretsPath: *secrets, MountedSecrets: *mounted, ServicesPath: *services, MemoryMB: *memory, Logger: log,
 	})
 	if err != nil {
 		return err

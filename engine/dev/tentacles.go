@@ -75,6 +75,10 @@ func revisionDir(tdir string, n int) string { return filepath.Join(tdir, "r"+str
 // nodes may read, swapped in one rename when the secrets change.
 func secretsPath(tdir string) string { return filepath.Join(tdir, "secrets") }
 
+// servicesPath is where the engine finds the rooms granted on the
+// enclave's services, as it finds the cluster's mount of them.
+func servicesPath(tdir string) string { return filepath.Join(tdir, "services") }
+
 // Deploy makes b the tentacle's new revision in the enclave and retires
 // the worker of the one before; the next run starts a worker for it.
 // Every deploy makes a revision, even of files already deployed, as in
@@ -99,6 +103,13 @@ func (t *Tentacles) deploy(ctx context.Context, enc string, b *tentacle.Bundle, 
 	secrets, err := checkBundle(b)
 	if err != nil {
 		return tentacle.Revision{}, fmt.Errorf("%s: %w", op, err)
+	}
+	if rollbackOf == 0 {
+		for name := range b.Workflow.Services() {
+			if _, ok := b.Services[name]; !ok {
+				return tentacle.Revision{}, fmt.Errorf("%s: dependency %s is one of the enclave's services, and no room on it was granted for this deploy", op, name)
+			}
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return tentacle.Revision{}, fmt.Errorf("%s: %w", op, err)
@@ -133,6 +144,13 @@ func (t *Tentacles) deploy(ctx context.Context, enc string, b *tentacle.Bundle, 
 			return tentacle.Revision{}, fmt.Errorf("%s: %w", op, err)
 		}
 		if err := writeSecrets(tdir, secrets); err != nil {
+			return tentacle.Revision{}, fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	// A rollback keeps the rooms as they are, as the cluster keeps its
+	// Secret; a deploy brings the ones its contract asks for now.
+	if rollbackOf == 0 {
+		if err := writeServices(tdir, b.Services); err != nil {
 			return tentacle.Revision{}, fmt.Errorf("%s: %w", op, err)
 		}
 	}
@@ -173,7 +191,7 @@ func (t *Tentacles) deploy(ctx context.Context, enc string, b *tentacle.Bundle, 
 		msg += fmt.Sprintf(", with the same files as revision %d", sameAs)
 	}
 	live.event(false, reason, msg)
-	_, warnings := engine.NetAllowList(wf)
+	_, warnings := engine.NetAllowList(wf, b.Services)
 	for _, w := range warnings {
 		r.log.Warn("tentacle egress: "+w, "enclave", enc, "tentacle", wf.Name)
 	}
@@ -459,6 +477,31 @@ func writeSecrets(tdir string, secrets map[string][]byte) error {
 		}
 	}
 	return nil
+}
+
+// writeServices replaces the granted rooms with services, one
+// <dependency>.json each, readable by the bot's user only.
+func writeServices(tdir string, services map[string]enclave.Space) error {
+	tmp, err := os.MkdirTemp(tdir, ".services-") // 0700
+	if err != nil {
+		return err
+	}
+	for name, sp := range services {
+		data, err := json.Marshal(sp)
+		if err != nil {
+			os.RemoveAll(tmp)
+			return fmt.Errorf("service of dependency %s cannot be encoded", name)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, name+".json"), data, 0o600); err != nil {
+			os.RemoveAll(tmp)
+			return err
+		}
+	}
+	if err := os.RemoveAll(servicesPath(tdir)); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	return os.Rename(tmp, servicesPath(tdir))
 }
 
 // Status reports the tentacle. It is ready as soon as it is deployed: its
