@@ -18,8 +18,8 @@ type LocalOptions struct {
 	// ServicesPath is where the rooms granted on the enclave's services
 	// are mounted (LoadServices); "" or a missing directory means none.
 	ServicesPath string
-	MemoryMB       int
-	Logger         *slog.Logger
+	MemoryMB     int
+	Logger       *slog.Logger
 }
 
 // Local is a tentacle loaded from a directory with its worker running:

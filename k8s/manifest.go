@@ -15,8 +15,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/kraken-ops/kraken/engine"
 	"github.com/kraken-ops/kraken/enclave"
+	"github.com/kraken-ops/kraken/engine"
 	"github.com/kraken-ops/kraken/tentacle"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -216,7 +216,7 @@ type deployment struct {
 	secrets map[string][]byte
 	// services are the rooms granted on the enclave's services, by
 	// dependency name; nil leaves their Secret as it is (rollback).
-	services map[string]enclave.Space
+	services     map[string]enclave.Space
 	engine       resources
 	sidecars     []sidecar
 	egress       []string // the node runtime's allow-list: host:port
