@@ -84,8 +84,9 @@ type Backend interface {
 	// credentials every time (they are derived, see DeriveSecret), so
 	// every replica agrees and a redeploy does not cut running pods off.
 	Grant(ctx context.Context, enclave, tentacle string) (Space, error)
-	// Revoke makes the tentacle's credentials useless; its data stays
-	// until the enclave is dropped.
+	// Revoke makes the tentacle's credentials useless where the service
+	// lets the bot do so (a service that cannot says so in its log and
+	// documentation); its data stays until the enclave is dropped.
 	Revoke(ctx context.Context, enclave, tentacle string) error
 	// Usage says what the enclave keeps there, for the deprovision card.
 	Usage(ctx context.Context, enclave string) (Usage, error)

@@ -65,6 +65,9 @@ type Config struct {
 	// identity provider (/kraken login). Nil: sign-in is not set up, and
 	// enclaves that require it refuse changes, saying so.
 	Identities Identities
+	// Exoskeleton is the services enclaves get a space on (database,
+	// object storage, messaging); nil for none.
+	Exoskeleton *enclave.Exoskeleton
 }
 
 // Identities links people to the organisation's identity provider
@@ -168,7 +171,7 @@ func New(cfg Config) (*Registry, error) {
 	}
 	r := &Registry{
 		cfg:       cfg,
-		enclaves:  &enclave.Service{Cluster: cfg.Enclaves},
+		enclaves:  &enclave.Service{Cluster: cfg.Enclaves, Exoskeleton: cfg.Exoskeleton},
 		tentacles: cfg.Tentacles,
 		pending:   store.NewBucket[pending](cfg.Store, "confirmations"),
 		tokens:    store.NewBucket[tokens](cfg.Store, "llm_usage"),

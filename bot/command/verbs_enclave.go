@@ -33,6 +33,7 @@ func (r *Registry) define() []*verb {
 		{Command: Command{Name: "freeze", Summary: "stop deploys, new runs and schedules (running tentacles keep running)", Enclave: true}, op: enclave.OpFreeze, run: r.freeze},
 		{Command: Command{Name: "unfreeze", Summary: "let work start again", Enclave: true}, op: enclave.OpUnfreeze, run: r.unfreeze},
 		{Command: Command{Name: "deprovision", Summary: "remove this enclave and everything in it", Enclave: true, Destructive: true}, op: enclave.OpDeprovision, run: r.deprovision,
+			preview: r.deprovisionPreview,
 			confirm: func(c *call) (string, string) {
 				return "Deprovision enclave " + c.enc.Name, fmt.Sprintf("Every tentacle in enclave %s, their data and their history will be removed for good. Type %s to confirm.", c.enc.Name, c.enc.Name)
 			}},
@@ -180,6 +181,9 @@ func (r *Registry) info(ctx context.Context, c *call) Reply {
 	}
 	for _, t := range sortedNames(e.TentacleModes) {
 		fields = append(fields, Field{"Mode of " + t, e.TentacleModes[t].Describe()})
+	}
+	if svc := r.servicesWords(ctx, e.Name); len(svc) > 0 {
+		fields = append(fields, Field{"Services", strings.Join(svc, "\n")})
 	}
 	text := fmt.Sprintf("Enclave *%s* is %s.", e.Name, stateWords(e))
 	if e.NeedsOwner {

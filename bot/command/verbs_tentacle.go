@@ -356,15 +356,42 @@ func (r *Registry) undeploy(ctx context.Context, c *call) Reply {
 	if !c.deployed {
 		return notDeployed(c)
 	}
+	usedServices := r.usedServices(ctx, c.enc.Name, c.args[0])
 	if err := r.tentacles.Undeploy(ctx, c.enc.Name, c.args[0], c.prov); err != nil {
 		return failed(explain("undeploy "+c.args[0], err))
+	}
+	kept := ""
+	if usedServices {
+		// Its data stays with the enclave; its credentials go.
+		if err := r.cfg.Exoskeleton.Revoke(ctx, c.enc.Name, c.args[0]); err != nil {
+			r.log.Warn("service credentials of an undeployed tentacle not revoked", "enclave", c.enc.Name, "tentacle", c.args[0], "err", err)
+		}
+		kept = " What it stored in the enclave's services stays until the enclave is deprovisioned."
 	}
 	if _, ok := c.enc.TentacleModes[c.args[0]]; ok {
 		if _, err := r.enclaves.SetMode(ctx, c.enc.Name, c.args[0], nil, c.prov); err != nil {
 			r.log.Warn("tentacle mode not cleared after undeploy", "tentacle", c.args[0], "err", err)
 		}
 	}
-	return Reply{Text: fmt.Sprintf("Tentacle %s was undeployed from enclave %s.", c.args[0], c.enc.Name)}
+	return Reply{Text: fmt.Sprintf("Tentacle %s was undeployed from enclave %s.%s", c.args[0], c.enc.Name, kept)}
+}
+
+// usedServices reports whether the deployed revision of a tentacle asks
+// for rooms on the enclave's services. Unknown counts as yes: revoking
+// what was never granted does no harm.
+func (r *Registry) usedServices(ctx context.Context, enc, name string) bool {
+	if r.cfg.Exoskeleton == nil {
+		return false
+	}
+	files, err := r.tentacles.Files(ctx, enc, name, 0)
+	if err != nil {
+		return true
+	}
+	b, err := tentacle.BundleFromFiles(files, nil)
+	if err != nil {
+		return true
+	}
+	return len(b.Workflow.Services()) > 0
 }
 
 func (r *Registry) rollback(ctx context.Context, c *call) Reply {
@@ -580,6 +607,14 @@ func (r *Registry) deploy(ctx context.Context, c *call) Reply {
 		d := enclave.Decide(c.req.Actor, enclave.AccessOf(c.enc), enclave.TentacleAccessOf(c.enc, name, st.DeployedBy), enclave.OpDeploy)
 		if !d.Allowed {
 			return private(failed(capitalize(d.Reason) + "."))
+		}
+	}
+	// The rooms on the enclave's services come first: a deploy that
+	// cannot have them is refused before anything changes.
+	if wants := b.Workflow.Services(); len(wants) > 0 {
+		if b.Services, err = r.cfg.Exoskeleton.Grant(ctx, c.enc.Name, name, wants); err != nil {
+			r.log.Warn("deploy failed: services not granted", "enclave", c.enc.Name, "tentacle", name, "err", err)
+			return failed(explain("deploy "+name, err))
 		}
 	}
 	rev, err := r.tentacles.Deploy(ctx, c.enc.Name, b, c.prov)
