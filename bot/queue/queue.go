@@ -69,6 +69,9 @@ type Config struct {
 	// MaxInFlight bounds the runs this replica does at once from queue
 	// messages; zero means 32. Past it, messages wait in the client.
 	MaxInFlight int
+	// Options are added to the connection's, e.g. the bot's credentials
+	// on a server that requires them.
+	Options []nats.Option
 }
 
 // Queue subscribes deployed queue triggers and runs their tentacles.
@@ -159,7 +162,7 @@ func (q *Queue) Subscribed() []string {
 // messages, waits for the runs of those it took (the Runner's Drain bounds
 // them), and closes the connection.
 func (q *Queue) Run(ctx context.Context) error {
-	nc, err := nats.Connect(q.cfg.URL, nats.Name("kraken"), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(q.cfg.URL, append([]nats.Option{nats.Name("kraken"), nats.MaxReconnects(-1)}, q.cfg.Options...)...)
 	if err != nil {
 		return fmt.Errorf("queue: connect to NATS at %s: %w", q.cfg.URL, err)
 	}
@@ -372,7 +375,7 @@ func (q *Queue) deliver(ctx context.Context, b binding, m *nats.Msg) {
 	switch phase {
 	case enclave.PhaseFrozen, enclave.PhaseFlagged, enclave.PhaseDeprovisioning, enclave.PhaseGone:
 		log.Info("queue: message refused, enclave takes no runs", "state", phase.String())
-		q.reply(m, log, errorBody(fmt.Sprintf("enclave %s is %s and starts no runs", b.enclave, phase), ""))
+		q.reply(m, b, log, errorBody(fmt.Sprintf("enclave %s is %s and starts no runs", b.enclave, phase), ""))
 		return
 	}
 	input := json.RawMessage(m.Data)
@@ -383,16 +386,24 @@ func (q *Queue) deliver(ctx context.Context, b binding, m *nats.Msg) {
 	switch {
 	case err != nil:
 		log.Error("queue: run not started", "err", err)
-		q.reply(m, log, errorBody(err.Error(), ""))
+		q.reply(m, b, log, errorBody(err.Error(), ""))
 	case result == nil:
-		q.reply(m, log, errorBody(rec.Error, rec.ID))
+		q.reply(m, b, log, errorBody(rec.Error, rec.ID))
 	default:
-		q.reply(m, log, result)
+		q.reply(m, b, log, result)
 	}
 }
 
-func (q *Queue) reply(m *nats.Msg, log *slog.Logger, body []byte) {
+// reply answers a request, only on the enclave's own subjects or a
+// client's default inbox: the server does not check a message's reply
+// subject against the sender's rights, so without this a tentacle could
+// have the bot publish a run's result into another enclave's subjects.
+func (q *Queue) reply(m *nats.Msg, b binding, log *slog.Logger, body []byte) {
 	if m.Reply == "" {
+		return
+	}
+	if !strings.HasPrefix(m.Reply, "_INBOX.") && !strings.HasPrefix(m.Reply, q.cfg.Prefix+"."+b.enclave+".") {
+		log.Warn("queue: reply not sent: its subject is outside the enclave's", "reply", m.Reply)
 		return
 	}
 	if err := m.Respond(body); err != nil {

@@ -237,6 +237,42 @@ func TestRequestReplyAndIsolation(t *testing.T) {
 	}
 }
 
+// A request can name any reply subject; the bot answers only on the
+// enclave's own subjects or a client's default inbox, never into another
+// enclave's subjects.
+func TestReplyStaysInTheEnclave(t *testing.T) {
+	c := newCluster()
+	c.deploy("payments", "orders", "orders.new")
+	c.deploy("other", "listener", "results")
+	run := &counter{}
+	p := prefix()
+	start(t, Config{Prefix: p, Enclaves: c, Tentacles: tentacles{c}, Runner: run})
+	nc := connect(t)
+
+	own, err := nc.SubscribeSync(p + ".payments._INBOX.x1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := nc.SubscribeSync(p + ".other.results")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.PublishRequest(p+".payments.orders.new", p+".other.results", []byte(`{"id":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.PublishRequest(p+".payments.orders.new", p+".payments._INBOX.x1", []byte(`{"id":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := own.NextMsg(5 * time.Second)
+	if err != nil || !strings.Contains(string(msg.Data), `"id":2`) {
+		t.Fatalf("the enclave's own inbox got %v, %v", msg, err)
+	}
+	eventually(t, run, 2)
+	if m, err := foreign.NextMsg(300 * time.Millisecond); err == nil {
+		t.Fatalf("a run's result was published into another enclave's subject: %s", m.Data)
+	}
+}
+
 func TestFrozenAndUndeploy(t *testing.T) {
 	c := newCluster()
 	c.deploy("payments", "orders", "orders.new")
