@@ -10,14 +10,17 @@
 package objectstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,12 +51,20 @@ type Config struct {
 	// 32 bytes. Changing it changes every secret; Grant sets the new ones.
 	Key []byte
 	// Prefix starts every bucket and access key, so one server can serve
-	// several platforms (or test runs). Default "kraken".
+	// several platforms (or test runs). Empty means DefaultPrefix.
 	Prefix string
+	// Logger gets warnings (statements of users gone from the server,
+	// taken out of a policy); nil discards them.
+	Logger *slog.Logger
 }
+
+// DefaultPrefix starts buckets and access keys when Config.Prefix is empty.
+const DefaultPrefix = "kraken"
 
 // Errors callers may branch on.
 var (
+	// ErrConfig is what New's errors about its Config wrap.
+	ErrConfig = errors.New("invalid object store config")
 	// ErrUnreachable means no answer came from the server at all.
 	ErrUnreachable = errors.New("object store unreachable")
 	// ErrNotOpen means a tentacle was granted a room in an enclave whose
@@ -74,6 +85,7 @@ type Backend struct {
 	network []enclave.Network
 	key     []byte
 	prefix  string
+	log     *slog.Logger
 	locks   keyedMutex
 }
 
@@ -99,7 +111,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 
 func newBackend(cfg Config) (*Backend, error) {
 	if cfg.Prefix == "" {
-		cfg.Prefix = "kraken"
+		cfg.Prefix = DefaultPrefix
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
@@ -131,7 +143,7 @@ func newBackend(cfg Config) (*Backend, error) {
 		}
 	}
 	for i, n := range network {
-		if n.Port <= 0 || n.Port > 65535 {
+		if n.Port < 0 || n.Port > 65535 {
 			problems = append(problems, fmt.Sprintf("network %d: port %d is not a port", i, n.Port))
 		}
 		if (n.CIDR == "") == (n.Namespace == "") {
@@ -139,7 +151,7 @@ func newBackend(cfg Config) (*Backend, error) {
 		}
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("object store config: %s", strings.Join(problems, "; "))
+		return nil, fmt.Errorf("%w: %s", ErrConfig, strings.Join(problems, "; "))
 	}
 
 	transport := &http.Transport{
@@ -162,7 +174,7 @@ func newBackend(cfg Config) (*Backend, error) {
 		MaxRetries: 3,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("object store config: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return &Backend{
 		s3: s3,
@@ -177,9 +189,10 @@ func newBackend(cfg Config) (*Backend, error) {
 		port:    port,
 		tls:     cfg.TLS,
 		region:  cfg.Region,
-		network: network,
-		key:     cfg.Key,
+		network: slices.Clone(network),
+		key:     slices.Clone(cfg.Key),
 		prefix:  cfg.Prefix,
+		log:     cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)),
 	}, nil
 }
 

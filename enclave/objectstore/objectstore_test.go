@@ -515,13 +515,14 @@ func TestConfigErrors(t *testing.T) {
 		{"reserved prefix", func(c *objectstore.Config) { c.Prefix = "xn--k" }, "reserves"},
 		{"bad admin endpoint", func(c *objectstore.Config) { c.AdminEndpoint = "ftp://x:1" }, "admin endpoint"},
 		{"host name without network", func(c *objectstore.Config) { c.Endpoint = "s3.example:9000" }, "network is required"},
-		{"network without port", func(c *objectstore.Config) { c.Network = []enclave.Network{{CIDR: "10.0.0.0/8"}} }, "port 0 is not a port"},
+		{"network with a bad port", func(c *objectstore.Config) { c.Network = []enclave.Network{{CIDR: "10.0.0.0/8", Port: 70000}} }, "port 70000 is not a port"},
+		{"network with neither CIDR nor namespace", func(c *objectstore.Config) { c.Network = []enclave.Network{{Port: 9000}} }, "give a CIDR or a namespace"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := good
 			tc.change(&cfg)
 			_, err := objectstore.New(context.Background(), cfg)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
+			if !errors.Is(err, objectstore.ErrConfig) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("New = %v, want an error saying %q", err, tc.want)
 			}
 			if strings.Contains(err.Error(), "rootsecret") {

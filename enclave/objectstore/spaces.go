@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/minio/minio-go/v7"
@@ -58,7 +59,7 @@ func (b *Backend) Grant(ctx context.Context, encl, tentacle string) (enclave.Spa
 		return enclave.Space{}, fmt.Errorf("object store: user %s for tentacle %s of enclave %s: %w", key, tentacle, encl, err)
 	}
 	if p.grant(key, statements(bucket, key, tentacle)) {
-		if err := b.s3.SetBucketPolicy(ctx, bucket, p.String()); err != nil {
+		if err := b.writePolicy(ctx, bucket, p); err != nil {
 			return enclave.Space{}, b.fail("letting tentacle "+tentacle+" into bucket "+bucket, err)
 		}
 	}
@@ -97,7 +98,7 @@ func (b *Backend) Revoke(ctx context.Context, encl, tentacle string) error {
 	case err != nil:
 		return err
 	case p.revoke(key):
-		if err := b.setPolicy(ctx, bucket, p); err != nil {
+		if err := b.writePolicy(ctx, bucket, p); err != nil {
 			return b.fail("shutting tentacle "+tentacle+" out of bucket "+bucket, err)
 		}
 	}
@@ -246,6 +247,42 @@ func (b *Backend) policy(ctx context.Context, encl, bucket string) (policy, erro
 		return policy{}, fmt.Errorf("object store: bucket %s: %w", bucket, err)
 	}
 	return p, nil
+}
+
+// writePolicy writes the policy. versitygw refuses a policy naming a
+// user it does not know, so a user deleted behind the platform's back
+// would block every grant and revoke in the enclave: when the policy is
+// refused, statements of users gone from the server are taken out (with
+// a warning) and it is written again.
+func (b *Backend) writePolicy(ctx context.Context, bucket string, p policy) error {
+	err := b.setPolicy(ctx, bucket, p)
+	if minio.ToErrorResponse(err).Code != "MalformedPolicy" {
+		return err
+	}
+	users, lerr := b.admin.users(ctx)
+	if lerr != nil {
+		return fmt.Errorf("%w (and listing users to find stale statements: %w)", err, lerr)
+	}
+	known := make(map[string]bool, len(users))
+	for _, u := range users {
+		known[u] = true
+	}
+	var stale []string
+	p.Statement = slices.DeleteFunc(p.Statement, func(s statement) bool {
+		if known[s.owner()] {
+			return false
+		}
+		if !slices.Contains(stale, s.owner()) {
+			stale = append(stale, s.owner())
+		}
+		return true
+	})
+	if len(stale) == 0 {
+		return err
+	}
+	b.log.Warn("object store: bucket policy named users no longer on the server; their statements were taken out",
+		"bucket", bucket, "users", stale)
+	return b.setPolicy(ctx, bucket, p)
 }
 
 // setPolicy writes the policy, or deletes it when no statement is left
