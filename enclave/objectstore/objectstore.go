@@ -239,7 +239,7 @@ func adminURL(cfg Config) (string, error) {
 // fail says what went wrong talking S3, plainly when nothing answered.
 // minio's errors carry the code, message, bucket and key: no secrets.
 func (b *Backend) fail(what string, err error) error {
-	if minio.ToErrorResponse(err).Code == "" {
+	if minio.ToErrorResponse(err).Code == "" && !errors.Is(err, context.Canceled) {
 		var ne net.Error
 		if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("object store at %s: %s: %w: %w", b.s3.EndpointURL().Host, what, ErrUnreachable, err)

@@ -209,13 +209,16 @@ func (b *Backend) empty(ctx context.Context, bucket string) error {
 			}
 		}
 	}()
+	// Every answer is read, so neither the lister nor minio's deleter is
+	// left blocked; the first failure is told.
+	var failed error
 	for e := range b.s3.RemoveObjects(ctx, bucket, objects, minio.RemoveObjectsOptions{}) {
-		if e.Err != nil && !gone(e.Err) {
-			// Drain, so the lister is not left blocked.
-			for range objects {
-			}
-			return b.fail(fmt.Sprintf("deleting object %s in bucket %s", e.ObjectName, bucket), e.Err)
+		if e.Err != nil && !gone(e.Err) && failed == nil {
+			failed = b.fail(fmt.Sprintf("deleting object %s in bucket %s", e.ObjectName, bucket), e.Err)
 		}
+	}
+	if failed != nil {
+		return failed
 	}
 	select {
 	case err := <-listErr:
