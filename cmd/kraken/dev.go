@@ -14,7 +14,6 @@ import (
 	"github.com/kraken-ops/kraken/bot/console"
 	"github.com/kraken-ops/kraken/engine"
 	"github.com/kraken-ops/kraken/engine/dev"
-	"github.com/kraken-ops/kraken/store"
 )
 
 // runDev is `kraken dev`: the bot on this machine, with the terminal as
@@ -49,7 +48,11 @@ func runDev(ctx context.Context, e env, stdin io.Reader, args []string) error {
 	defer logFile.Close()
 	log := env{stderr: logFile}.logger(*verbose)
 
-	db, err := store.Open(filepath.Join(*data, "kraken.db"), store.Options{})
+	ring, err := devKeyring(e.getenv, *data, log)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	db, err := openStore(ctx, filepath.Join(*data, "kraken.db"), ring, log)
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
@@ -71,9 +74,19 @@ func runDev(ctx context.Context, e env, stdin io.Reader, args []string) error {
 	} else {
 		fmt.Fprintf(e.stderr, "kraken: no examples in %s (--examples DIR); `!upload` a tentacle folder to deploy it.\n", *examples)
 	}
+	ids, stopLogin, err := startLogin(ctx, e.getenv, db, log)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	defer stopLogin()
+	exo, err := devExoskeleton(ctx, e.getenv, *data, log)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	defer exo.close()
 	reg, err := command.New(command.Config{
 		Enclaves: cluster.Enclaves(), Tentacles: cluster.Tentacles(), Store: db, Channels: ch,
-		Examples: exfs, Logger: log,
+		Examples: exfs, Logger: log, Identities: ids, Exoskeleton: exo.Exoskeleton,
 	})
 	if err != nil {
 		return err

@@ -46,6 +46,11 @@ type serveSettings struct {
 	// runRetention is how long run records are kept
 	// (KRAKEN_RUN_RETENTION, default 30 days).
 	runRetention time.Duration
+	// storeKeys seal the secrets in the store (KRAKEN_STORE_KEY...,
+	// see storekey.go).
+	storeKeys *store.Keyring
+	// exo is the services enclaves get (see exoskeleton.go).
+	exo exoSettings
 }
 
 // serveSettingsFrom reads the settings, and says every one that is
@@ -84,6 +89,14 @@ func serveSettingsFrom(getenv func(string) string) (serveSettings, error) {
 	problems = append(problems, haProblems...)
 	s.triggers, triggerProblems = triggerSettingsFrom(getenv)
 	problems = append(problems, triggerProblems...)
+	var exoProblems []string
+	s.exo, exoProblems = exoSettingsFrom(getenv)
+	problems = append(problems, exoProblems...)
+	if ring, err := serveKeyring(getenv); err != nil {
+		problems = append(problems, err.Error())
+	} else {
+		s.storeKeys = ring
+	}
 	if s.slack.BotToken == "" {
 		problems = append(problems, "SLACK_BOT_TOKEN is not set (the bot's xoxb- token)")
 	}
@@ -183,7 +196,10 @@ type serveHooks struct {
 // is the leader, the reconcile loop.
 func serve(ctx context.Context, e env, s serveSettings, h serveHooks) error {
 	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
-	db, err := store.Open(s.data, store.Options{})
+	if s.storeKeys == nil {
+		return fmt.Errorf("serve: %w", errNoStoreKey)
+	}
+	db, err := openStore(ctx, s.data, s.storeKeys, log)
 	if err != nil {
 		return fmt.Errorf("serve: open the store: %w", err)
 	}
@@ -247,14 +263,27 @@ func serve(ctx context.Context, e env, s serveSettings, h serveHooks) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	ids, stopLogin, err := startLogin(ctx, e.getenv, db, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer stopLogin()
+	exo, err := openExoskeleton(ctx, s.exo, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer exo.close()
 	reg, err = command.New(command.Config{
 		Enclaves: kube, Tentacles: tentacles, Store: db, Channels: app, Examples: examples, Logger: log, Runner: runner,
-		Observe: func(verb, outcome string, _ time.Duration) { commands.With(verb, outcome).Inc() },
+		Observe:     func(verb, outcome string, _ time.Duration) { commands.With(verb, outcome).Inc() },
+		Identities:  ids,
+		Exoskeleton: exo.Exoskeleton,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	app.SetCommands(reg)
+	s.triggers.natsOptions = exo.natsOptions
 	trig, err := newTriggers(s.triggers, kube, tentacles, db, reg, app, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

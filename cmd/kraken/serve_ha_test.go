@@ -114,6 +114,7 @@ func startReplica(t *testing.T, bot *botenv.Env, srv *slacktest.Server, name str
 		httpAddr:   "127.0.0.1:0",
 		adminAddr:  "127.0.0.1:0",
 		reconcile:  time.Hour,
+		storeKeys:  testStoreKeys(t),
 	}
 	s.slack.BotToken, s.slack.SigningSecret, s.slack.APIURL = srv.BotToken(), srv.SigningSecret(), srv.APIURL()
 	s.ha.leader.Identity = name

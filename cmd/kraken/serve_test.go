@@ -34,6 +34,7 @@ func TestServeSettings(t *testing.T) {
 		"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "KRAKEN_IMAGE": "img",
 		"KRAKEN_NAMESPACE": "kraken-system", "KRAKEN_ENCLAVE_ROLE": "kraken-enclave",
 		"KRAKEN_POD_LABELS": `{"app":"kraken"}`, "KRAKEN_TENTACLE_NODE_SELECTOR": "null",
+		"KRAKEN_STORE_KEY": keyText(1),
 	}
 	tests := []struct {
 		name  string
@@ -42,8 +43,8 @@ func TestServeSettings(t *testing.T) {
 	}{
 		{"complete", nil, nil},
 		{"socket mode only", map[string]string{"SLACK_SIGNING_SECRET": "", "SLACK_APP_TOKEN": "xapp-1"}, nil},
-		{"nothing", map[string]string{"SLACK_BOT_TOKEN": "", "SLACK_SIGNING_SECRET": "", "KRAKEN_IMAGE": "", "KRAKEN_NAMESPACE": ""},
-			[]string{"SLACK_BOT_TOKEN", "neither SLACK_SIGNING_SECRET", "KRAKEN_IMAGE", "KRAKEN_NAMESPACE"}},
+		{"nothing", map[string]string{"SLACK_BOT_TOKEN": "", "SLACK_SIGNING_SECRET": "", "KRAKEN_IMAGE": "", "KRAKEN_NAMESPACE": "", "KRAKEN_STORE_KEY": ""},
+			[]string{"SLACK_BOT_TOKEN", "neither SLACK_SIGNING_SECRET", "KRAKEN_IMAGE", "KRAKEN_NAMESPACE", "KRAKEN_STORE_KEY_FILE"}},
 		{"labels as the chart writes them", map[string]string{"KRAKEN_POD_LABELS": "app.kubernetes.io/name=kraken,app.kubernetes.io/instance=k"}, nil},
 		{"bad labels", map[string]string{"KRAKEN_POD_LABELS": "app"}, []string{`KRAKEN_POD_LABELS: "app" is not key=value`}},
 		{"bad JSON labels", map[string]string{"KRAKEN_POD_LABELS": "{app"}, []string{"not a JSON object of labels"}},
@@ -124,6 +125,7 @@ func startServe(t *testing.T) *e2e {
 		adminAddr:  "127.0.0.1:0",
 		examples:   examplesDir(""),
 		reconcile:  time.Hour,
+		storeKeys:  testStoreKeys(t),
 	}
 	s.slack.BotToken, s.slack.SigningSecret, s.slack.AppToken, s.slack.APIURL = srv.BotToken(), srv.SigningSecret(), srv.AppToken(), srv.APIURL()
 	s.oidc.Issuer, s.oidc.Audience, s.oidc.AdminGroup = e.idp.URL(), e.idp.Audience(), "platform-admins"
