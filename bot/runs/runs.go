@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kraken-ops/kraken/store"
+	"github.com/kraken-ops/kraken/tentacle"
 )
 
 // State is where a run is.
@@ -46,7 +47,8 @@ type Record struct {
 	Started time.Time `json:"started"`
 	Ended   time.Time `json:"ended,omitzero"`
 	State   State     `json:"state"`
-	// Nodes are each step's outcome, from the engine's result.
+	// Nodes are each step's outcome, from the engine's result; while
+	// the run goes on, where each step that started is (see Follow).
 	Nodes map[string]Node `json:"nodes,omitempty"`
 	// Summary is one line for people: "3 steps in 12 ms".
 	Summary string `json:"summary,omitempty"`
@@ -56,9 +58,13 @@ type Record struct {
 	Input json.RawMessage `json:"input,omitempty"`
 }
 
-// Node is one step's outcome.
+// Node is one step's outcome, or where it is: Running while an attempt
+// runs (Error then says why the one before failed, when it did).
 type Node struct {
-	State      State  `json:"state"`
+	State State `json:"state"`
+	// Attempt is the attempt it is at, or ended with; known when the
+	// run's progress was followed.
+	Attempt    int    `json:"attempt,omitempty"`
 	DurationMs int64  `json:"duration_ms"`
 	Error      string `json:"error,omitempty"`
 }
@@ -81,7 +87,8 @@ type Request struct {
 	Input    json.RawMessage
 }
 
-// Tentacles is how runs reach a tentacle: its POST /run.
+// Tentacles is how runs reach a tentacle: its POST /run. When it is a
+// tentacle.RunWatcher too, each run's progress is recorded as it goes.
 type Tentacles interface {
 	Run(ctx context.Context, enclave, name string, input json.RawMessage) (json.RawMessage, error)
 }
@@ -95,7 +102,16 @@ type Config struct {
 	// Ended, when set, is told of every run that ends, for metrics and
 	// for telling the channel about a failed scheduled run.
 	Ended func(Record)
+	// ProgressEvery is how often at most a running run's record is
+	// written again with its progress; zero means DefaultProgressEvery.
+	// Followers see every change at once; the store sees the latest one
+	// per period, and always the end.
+	ProgressEvery time.Duration
 }
+
+// DefaultProgressEvery bounds the store writes of a run's progress: a
+// run of many short steps would otherwise write its record per step.
+const DefaultProgressEvery = time.Second
 
 // Errors callers branch on.
 var (
@@ -114,7 +130,7 @@ type Runner struct {
 
 	mu       sync.Mutex
 	stopping bool
-	inflight map[string]context.CancelFunc
+	inflight map[string]*flight
 	wg       sync.WaitGroup
 }
 
@@ -129,7 +145,10 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Runner{cfg: cfg, records: store.NewBucket[Record](cfg.Store, "run_records"), log: cfg.Logger, inflight: map[string]context.CancelFunc{}}, nil
+	if cfg.ProgressEvery <= 0 {
+		cfg.ProgressEvery = DefaultProgressEvery
+	}
+	return &Runner{cfg: cfg, records: store.NewBucket[Record](cfg.Store, "run_records"), log: cfg.Logger, inflight: map[string]*flight{}}, nil
 }
 
 // key orders an enclave's records by start, newest last.
@@ -140,6 +159,7 @@ func key(r Record) string {
 // Start records a run and starts it; the run goes on after Start returns
 // (not bound to ctx, which only bounds writing the record), and done,
 // when set, gets its record and the engine's result when it ends.
+// Follow(rec.ID) follows it meanwhile.
 func (r *Runner) Start(ctx context.Context, req Request, done func(Record, json.RawMessage)) (Record, error) {
 	rec, runCtx, err := r.begin(ctx, req, Running)
 	if err != nil {
@@ -191,7 +211,9 @@ func (r *Runner) begin(ctx context.Context, req Request, state State) (Record, c
 	rec := Record{ID: newID(), Enclave: req.Enclave, Tentacle: req.Tentacle, Revision: req.Revision, Trigger: req.Trigger,
 		Actor: req.Actor, Started: r.cfg.Now(), State: state, Input: req.Input}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	r.inflight[rec.ID] = cancel
+	// The record written just below counts as the first write of its
+	// progress.
+	r.inflight[rec.ID] = &flight{cancel: cancel, rec: rec, lastWrite: time.Now()}
 	r.mu.Unlock()
 	if err := r.records.Put(ctx, key(rec), rec); err != nil {
 		r.finish(rec.ID)
@@ -204,10 +226,16 @@ func (r *Runner) begin(ctx context.Context, req Request, state State) (Record, c
 func (r *Runner) finish(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if cancel, ok := r.inflight[id]; ok {
-		cancel()
+	if f, ok := r.inflight[id]; ok {
+		f.cancel()
 		delete(r.inflight, id)
 	}
+}
+
+func (r *Runner) flight(id string) *flight {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.inflight[id]
 }
 
 // engineResult is the part of POST /run's answer a record keeps.
@@ -224,7 +252,16 @@ type engineResult struct {
 
 func (r *Runner) execute(ctx context.Context, rec Record) (Record, json.RawMessage) {
 	defer r.finish(rec.ID)
-	body, err := r.cfg.Tentacles.Run(ctx, rec.Enclave, rec.Tentacle, rec.Input)
+	f := r.flight(rec.ID)
+	var body json.RawMessage
+	var err error
+	if w, ok := r.cfg.Tentacles.(tentacle.RunWatcher); ok {
+		body, err = w.RunWatch(ctx, rec.Enclave, rec.Tentacle, rec.Input, func(p tentacle.NodeProgress) { r.progress(f, p) })
+	} else {
+		body, err = r.cfg.Tentacles.Run(ctx, rec.Enclave, rec.Tentacle, rec.Input)
+	}
+	// What the progress said, for a run that ends without a result.
+	rec.Nodes = f.nodes()
 	rec.Ended = r.cfg.Now()
 	switch {
 	case err != nil && ctx.Err() != nil:
@@ -235,6 +272,7 @@ func (r *Runner) execute(ctx context.Context, rec Record) (Record, json.RawMessa
 	case err != nil:
 		rec.State, rec.Error = Failed, err.Error()
 	default:
+		progressed := rec.Nodes
 		var res engineResult
 		if jerr := json.Unmarshal(body, &res); jerr != nil {
 			rec.State, rec.Error = Failed, "the tentacle answered something unreadable"
@@ -246,19 +284,22 @@ func (r *Runner) execute(ctx context.Context, rec Record) (Record, json.RawMessa
 		}
 		rec.Nodes = map[string]Node{}
 		for n, t := range res.Timing.NodeTimings {
-			rec.Nodes[n] = Node{State: Succeeded, DurationMs: t.DurationMs}
+			rec.Nodes[n] = Node{State: Succeeded, Attempt: progressed[n].Attempt, DurationMs: t.DurationMs}
 		}
 		for _, n := range slices.Sorted(maps.Keys(res.Errors)) {
-			rec.Nodes[n] = Node{State: Failed, DurationMs: rec.Nodes[n].DurationMs, Error: res.Errors[n]}
+			rec.Nodes[n] = Node{State: Failed, Attempt: progressed[n].Attempt, DurationMs: rec.Nodes[n].DurationMs, Error: res.Errors[n]}
 			if rec.Error == "" {
 				rec.Error = n + ": " + res.Errors[n]
 			}
 		}
 		rec.Summary = fmt.Sprintf("%d steps in %d ms", len(res.Timing.NodeTimings), res.Timing.DurationMs)
 	}
-	if err := r.records.Put(context.WithoutCancel(ctx), key(rec), rec); err != nil {
-		r.log.Error("run record not updated", "run", rec.ID, "err", err)
-	}
+	stopSteps(rec.Nodes, rec.State)
+	f.end(rec, func() {
+		if err := r.records.Put(context.WithoutCancel(ctx), key(rec), rec); err != nil {
+			r.log.Error("run record not updated", "run", rec.ID, "err", err)
+		}
+	})
 	if r.cfg.Ended != nil {
 		r.cfg.Ended(rec)
 	}
@@ -273,13 +314,11 @@ func (r *Runner) isStopping() bool {
 
 // Cancel cancels a run in flight on this bot.
 func (r *Runner) Cancel(id string) error {
-	r.mu.Lock()
-	cancel, ok := r.inflight[id]
-	r.mu.Unlock()
-	if !ok {
+	f := r.flight(id)
+	if f == nil {
 		return ErrNotRunning
 	}
-	cancel()
+	f.cancel()
 	return nil
 }
 
@@ -354,8 +393,8 @@ func (r *Runner) Drain(ctx context.Context) {
 	case <-ctx.Done():
 	}
 	r.mu.Lock()
-	for _, cancel := range r.inflight {
-		cancel()
+	for _, f := range r.inflight {
+		f.cancel()
 	}
 	r.mu.Unlock()
 	<-done

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -160,6 +161,25 @@ func (r *Runtime) start(w *worker, dir, secrets string, logs *ring) {
 // is a result too, not an error. tentacle.ErrNotDeployed when there is no
 // such tentacle. The run is bounded by Options.RunTimeout.
 func (t *Tentacles) Run(ctx context.Context, enc, name string, input json.RawMessage) (json.RawMessage, error) {
+	return t.run(ctx, enc, name, input, nil)
+}
+
+var _ tentacle.RunWatcher = (*Tentacles)(nil)
+
+// maxStreamedResult bounds a streamed answer, as the cluster does.
+const maxStreamedResult = 16 << 20
+
+// RunWatch is Run, asking the engine for its stream of node events, as
+// the cluster does, and handing each to progress as it happens.
+func (t *Tentacles) RunWatch(ctx context.Context, enc, name string, input json.RawMessage, progress func(tentacle.NodeProgress)) (json.RawMessage, error) {
+	if progress == nil {
+		progress = func(tentacle.NodeProgress) {}
+	}
+	return t.run(ctx, enc, name, input, progress)
+}
+
+// run is Run, streaming when progress is set.
+func (t *Tentacles) run(ctx context.Context, enc, name string, input json.RawMessage, progress func(tentacle.NodeProgress)) (json.RawMessage, error) {
 	op := fmt.Sprintf("run tentacle %s in enclave %s", name, enc)
 	if len(bytes.TrimSpace(input)) == 0 {
 		input = json.RawMessage("{}")
@@ -183,20 +203,78 @@ func (t *Tentacles) Run(ctx context.Context, enc, name string, input json.RawMes
 	runID := engine.NewRunID()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Kraken-Run-Id", runID)
+	if progress != nil {
+		req.Header.Set("Accept", engine.StreamType)
+	}
 	// The engine's own handler, so the body is byte for byte what a
 	// tentacle's pod answers.
-	resp := httptest.NewRecorder()
-	w.handler.ServeHTTP(resp, req)
-	if err := ctx.Err(); err != nil {
+	code, body, err := serve(w.handler, req, progress)
+	if cerr := ctx.Err(); cerr != nil {
+		return nil, fmt.Errorf("%s: %w", op, cerr)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	body := resp.Body.Bytes()
-	if resp.Code != http.StatusOK && resp.Code != http.StatusInternalServerError {
-		return nil, fmt.Errorf("%s: the engine answered %d: %s", op, resp.Code, strings.TrimSpace(string(body)))
+	if code != http.StatusOK && code != http.StatusInternalServerError {
+		return nil, fmt.Errorf("%s: the engine answered %d: %s", op, code, strings.TrimSpace(string(body)))
 	}
 	r.recordRun(w, runID, body)
 	return json.RawMessage(body), nil
 }
+
+// serve has h answer req and returns the status and the result: the
+// whole body, or the result line of a stream, whose node events go to
+// progress as h writes them.
+func serve(h http.Handler, req *http.Request, progress func(tentacle.NodeProgress)) (int, []byte, error) {
+	if progress == nil {
+		resp := httptest.NewRecorder()
+		h.ServeHTTP(resp, req)
+		return resp.Code, resp.Body.Bytes(), nil
+	}
+	pr, pw := io.Pipe()
+	resp := &pipeResponse{header: http.Header{}, w: pw, wrote: make(chan struct{})}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		h.ServeHTTP(resp, req)
+		resp.WriteHeader(http.StatusOK)
+		pw.Close()
+	}()
+	// Whatever is read, the handler is done before the worker is
+	// released: a read that stops early closes the pipe under it.
+	defer func() { pr.CloseWithError(errors.New("the answer was read")); <-served }()
+	<-resp.wrote
+	if ct := resp.header.Get("Content-Type"); resp.code != http.StatusOK || ct != engine.StreamType {
+		body, err := io.ReadAll(pr)
+		return resp.code, body, err
+	}
+	body, err := engine.ReadStream(pr, maxStreamedResult, progress)
+	return resp.code, body, err
+}
+
+// pipeResponse hands what a handler writes to a reader as it writes it,
+// as a connection would.
+type pipeResponse struct {
+	header http.Header
+	w      *io.PipeWriter
+	code   int
+	wrote  chan struct{} // closed once the status is set
+	once   sync.Once
+}
+
+func (p *pipeResponse) Header() http.Header { return p.header }
+
+func (p *pipeResponse) WriteHeader(code int) {
+	p.once.Do(func() { p.code = code; close(p.wrote) })
+}
+
+func (p *pipeResponse) Write(b []byte) (int, error) {
+	p.WriteHeader(http.StatusOK)
+	return p.w.Write(b)
+}
+
+// Flush has nothing to do: every write reaches the reader.
+func (p *pipeResponse) Flush() {}
 
 // recordRun keeps a failed run's error as the tentacle's last error, and
 // a successful run clears it, as long as w is still the deployed
