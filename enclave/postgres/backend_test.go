@@ -377,6 +377,7 @@ func TestServerGoneAway(t *testing.T) {
 	}
 	for name, op := range ops {
 		err := op()
+		t.Logf("%s: %v", name, err)
 		if !errors.Is(err, ErrUnreachable) || !strings.Contains(fmt.Sprint(err), "the enclave database server is not reachable") {
 			t.Errorf("%s with the server gone = %v, want ErrUnreachable", name, err)
 		}

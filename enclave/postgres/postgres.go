@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -228,7 +229,8 @@ func (b *Backend) inDatabase(ctx context.Context, database string, fn func(*pgx.
 // the server did not answer at all.
 func (b *Backend) fail(doing string, err error) error {
 	if unreachable(err) {
-		return fmt.Errorf("postgres: %s: %w at %s: %w", doing, ErrUnreachable, b.conn.Host, err)
+		at := net.JoinHostPort(b.conn.Host, strconv.Itoa(int(b.conn.Port)))
+		return fmt.Errorf("postgres: %s: %w at %s: %w", doing, ErrUnreachable, at, err)
 	}
 	return fmt.Errorf("postgres: %s: %w", doing, err)
 }

@@ -80,7 +80,10 @@ func startServer() (*testServer, error) {
 	if _, err := live.Exec(ctx, `SELECT pg_advisory_lock($1, hashtext($2))`, testLockClass, s.prefix); err != nil {
 		return nil, err
 	}
-	if err := s.sweep(ctx); err != nil {
+	// Dropping a killed benchmark's hundreds of databases takes a while.
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer scancel()
+	if err := s.sweep(sctx); err != nil {
 		fmt.Fprintf(os.Stderr, "postgres tests: leftovers of earlier runs were not all dropped: %v\n", err)
 	}
 	return s, nil
