@@ -74,9 +74,14 @@ func runDev(ctx context.Context, e env, stdin io.Reader, args []string) error {
 	} else {
 		fmt.Fprintf(e.stderr, "kraken: no examples in %s (--examples DIR); `!upload` a tentacle folder to deploy it.\n", *examples)
 	}
+	ids, stopLogin, err := startLogin(ctx, e.getenv, db, log)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	defer stopLogin()
 	reg, err := command.New(command.Config{
 		Enclaves: cluster.Enclaves(), Tentacles: cluster.Tentacles(), Store: db, Channels: ch,
-		Examples: exfs, Logger: log,
+		Examples: exfs, Logger: log, Identities: ids,
 	})
 	if err != nil {
 		return err

@@ -258,9 +258,15 @@ func serve(ctx context.Context, e env, s serveSettings, h serveHooks) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	ids, stopLogin, err := startLogin(ctx, e.getenv, db, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer stopLogin()
 	reg, err = command.New(command.Config{
 		Enclaves: kube, Tentacles: tentacles, Store: db, Channels: app, Examples: examples, Logger: log, Runner: runner,
-		Observe: func(verb, outcome string, _ time.Duration) { commands.With(verb, outcome).Inc() },
+		Observe:    func(verb, outcome string, _ time.Duration) { commands.With(verb, outcome).Inc() },
+		Identities: ids,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
