@@ -375,3 +375,35 @@ func TestConfig(t *testing.T) {
 		t.Errorf("start with no provider: %v", err)
 	}
 }
+
+// BenchmarkCurrent is what every request to the registry pays to know
+// whether its person is signed in, while their ID token is valid.
+func BenchmarkCurrent(b *testing.B) {
+	op := logintest.New(b, logintest.Options{})
+	db, err := store.Open(filepath.Join(b.TempDir(), "kraken.db"), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	svc, err := login.New(context.Background(), login.Config{Issuer: op.Issuer, ClientID: op.ClientID, ClientSecret: op.ClientSecret, Store: db, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer svc.Close()
+	p, err := svc.Start(context.Background(), alex)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := op.Approve(p.UserCode, logintest.Alice); err != nil {
+		b.Fatal(err)
+	}
+	if r := <-p.Done; r.Err != nil {
+		b.Fatal(r.Err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := svc.Current(context.Background(), alex); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
