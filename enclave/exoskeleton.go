@@ -24,7 +24,8 @@ const (
 )
 
 // Network is where a tentacle's egress must be opened for it to reach a
-// service: a CIDR, or pods (by labels) in a namespace. Port is required.
+// service: a CIDR, or pods (by labels) in a namespace, on Port (zero
+// means the Space's own port).
 type Network struct {
 	CIDR      string            `json:"cidr,omitempty"`
 	Namespace string            `json:"namespace,omitempty"`

@@ -530,6 +530,7 @@ func (d *deployment) serviceEgress() []*networkingv1ac.NetworkPolicyEgressRuleAp
 	seen := map[string]bool{}
 	for _, name := range slices.Sorted(maps.Keys(d.services)) {
 		for _, n := range d.services[name].Network {
+			n.Port = cmp.Or(n.Port, d.services[name].Port)
 			key := fmt.Sprintf("%s|%s|%v|%d", n.CIDR, n.Namespace, n.Pods, n.Port)
 			if seen[key] || n.Port <= 0 {
 				continue

@@ -410,11 +410,11 @@ func reach(d Dependency) string {
 	case d.Host != "":
 		parts = append(parts, d.Host)
 	case d.Exoskeleton():
-		what := d.Protocol
-		if what == "" {
-			what = strings.TrimPrefix(d.Name, exoskeletonPrefix)
+		what := strings.TrimPrefix(d.Name, exoskeletonPrefix)
+		if k, ok := exoskeletonKinds[d.Protocol]; ok {
+			what = k.Title()
 		}
-		parts = append(parts, "the enclave's shared "+what)
+		parts = append(parts, "the enclave's "+what)
 	default:
 		parts = append(parts, "no declared host")
 	}

@@ -13,9 +13,10 @@ import (
 // deprovision card show them: what each holds, never where it is or how
 // to log in.
 
-// servicesWords says what the enclave keeps on each service, one line
-// each; nil when the platform configured none.
-func (r *Registry) servicesWords(ctx context.Context, name string) []string {
+// servicesFields says what the enclave keeps on each service, one field
+// each ("Database": "12.3 MB in 4 tables"); nil when the platform
+// configured none.
+func (r *Registry) servicesFields(ctx context.Context, name string) []Field {
 	kinds := r.cfg.Exoskeleton.Kinds()
 	if len(kinds) == 0 {
 		return nil
@@ -23,34 +24,33 @@ func (r *Registry) servicesWords(ctx context.Context, name string) []string {
 	used, err := r.enclaves.Usage(ctx, name)
 	if err != nil {
 		r.log.Warn("enclave services not measured", "enclave", name, "err", err)
-		out := make([]string, len(kinds))
+		out := make([]Field, len(kinds))
 		for i, k := range kinds {
-			out[i] = fmt.Sprintf("%s (its size can't be read right now)", capitalize(k.Title()))
+			out[i] = Field{capitalize(k.Title()), "its size can't be read right now"}
 		}
 		return out
 	}
-	out := make([]string, 0, len(used))
+	out := make([]Field, 0, len(used))
 	for _, u := range used {
-		out = append(out, usageWords(u))
+		out = append(out, Field{capitalize(u.Kind.Title()), usageWords(u)})
 	}
 	return out
 }
 
 func usageWords(u enclave.Usage) string {
-	what := capitalize(u.Kind.Title())
 	switch {
 	case !u.Exists:
-		return what + ": not made yet (it is made with the first tentacle that uses it)"
+		return "not made yet (it comes with the first tentacle that uses it)"
 	case u.Kind == enclave.Messaging:
-		return what + ": subjects of its own (nothing is stored)"
-	case u.Bytes == 0 && u.Objects == 0:
-		return what + ": empty"
+		return "subjects of its own (nothing is stored)"
+	case u.Kind == enclave.Postgres && u.Objects == 0:
+		return "no tables yet"
+	case u.Kind == enclave.Postgres:
+		return fmt.Sprintf("%s in %d %s", sizeWords(u.Bytes), u.Objects, plural(int(u.Objects), "table", "tables"))
+	case u.Objects == 0:
+		return "empty"
 	}
-	unit := "objects"
-	if u.Kind == enclave.Postgres {
-		unit = "tables"
-	}
-	return fmt.Sprintf("%s: %s in %s %s", what, sizeWords(u.Bytes), strconv.FormatInt(u.Objects, 10), unit)
+	return fmt.Sprintf("%s in %d %s", sizeWords(u.Bytes), u.Objects, plural(int(u.Objects), "file", "files"))
 }
 
 func sizeWords(n int64) string {
@@ -80,9 +80,11 @@ func (r *Registry) deprovisionPreview(ctx context.Context, c *call) (Reply, map[
 		for i, t := range list {
 			names[i] = t.Name
 		}
-		lines = append(lines, fmt.Sprintf("%d %s, with their run history: %s", len(list), plural(len(list), "tentacle", "tentacles"), strings.Join(names, ", ")))
+		lines = append(lines, fmt.Sprintf("%d %s, with %s run history: %s", len(list), plural(len(list), "tentacle", "tentacles"), plural(len(list), "its", "their"), strings.Join(names, ", ")))
 	}
-	lines = append(lines, r.servicesWords(ctx, c.enc.Name)...)
+	for _, f := range r.servicesFields(ctx, c.enc.Name) {
+		lines = append(lines, "The "+strings.ToLower(f.Label)+": "+f.Value)
+	}
 	return Reply{Text: fmt.Sprintf("Deprovisioning enclave *%s* destroys, for good:\n• %s", c.enc.Name, strings.Join(lines, "\n• "))}, nil, true
 }
 

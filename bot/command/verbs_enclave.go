@@ -182,9 +182,7 @@ func (r *Registry) info(ctx context.Context, c *call) Reply {
 	for _, t := range sortedNames(e.TentacleModes) {
 		fields = append(fields, Field{"Mode of " + t, e.TentacleModes[t].Describe()})
 	}
-	if svc := r.servicesWords(ctx, e.Name); len(svc) > 0 {
-		fields = append(fields, Field{"Services", strings.Join(svc, "\n")})
-	}
+	fields = append(fields, r.servicesFields(ctx, e.Name)...)
 	text := fmt.Sprintf("Enclave *%s* is %s.", e.Name, stateWords(e))
 	if e.NeedsOwner {
 		text += fmt.Sprintf(" Its owner <@%s> left the channel: they can hand it over with `/kraken transfer @person` once back, or a platform admin can.", e.Owner)

@@ -79,9 +79,14 @@ func runDev(ctx context.Context, e env, stdin io.Reader, args []string) error {
 		return fmt.Errorf("dev: %w", err)
 	}
 	defer stopLogin()
+	exo, err := devExoskeleton(ctx, e.getenv, *data, log)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	defer exo.close()
 	reg, err := command.New(command.Config{
 		Enclaves: cluster.Enclaves(), Tentacles: cluster.Tentacles(), Store: db, Channels: ch,
-		Examples: exfs, Logger: log, Identities: ids,
+		Examples: exfs, Logger: log, Identities: ids, Exoskeleton: exo.Exoskeleton,
 	})
 	if err != nil {
 		return err

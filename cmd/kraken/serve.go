@@ -49,6 +49,8 @@ type serveSettings struct {
 	// storeKeys seal the secrets in the store (KRAKEN_STORE_KEY...,
 	// see storekey.go).
 	storeKeys *store.Keyring
+	// exo is the services enclaves get (see exoskeleton.go).
+	exo exoSettings
 }
 
 // serveSettingsFrom reads the settings, and says every one that is
@@ -87,6 +89,9 @@ func serveSettingsFrom(getenv func(string) string) (serveSettings, error) {
 	problems = append(problems, haProblems...)
 	s.triggers, triggerProblems = triggerSettingsFrom(getenv)
 	problems = append(problems, triggerProblems...)
+	var exoProblems []string
+	s.exo, exoProblems = exoSettingsFrom(getenv)
+	problems = append(problems, exoProblems...)
 	if ring, err := serveKeyring(getenv); err != nil {
 		problems = append(problems, err.Error())
 	} else {
@@ -263,15 +268,22 @@ func serve(ctx context.Context, e env, s serveSettings, h serveHooks) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer stopLogin()
+	exo, err := openExoskeleton(ctx, s.exo, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer exo.close()
 	reg, err = command.New(command.Config{
 		Enclaves: kube, Tentacles: tentacles, Store: db, Channels: app, Examples: examples, Logger: log, Runner: runner,
-		Observe:    func(verb, outcome string, _ time.Duration) { commands.With(verb, outcome).Inc() },
-		Identities: ids,
+		Observe:     func(verb, outcome string, _ time.Duration) { commands.With(verb, outcome).Inc() },
+		Identities:  ids,
+		Exoskeleton: exo.Exoskeleton,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	app.SetCommands(reg)
+	s.triggers.natsOptions = exo.natsOptions
 	trig, err := newTriggers(s.triggers, kube, tentacles, db, reg, app, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/kraken-ops/kraken/bot/slack"
 	"github.com/kraken-ops/kraken/k8s"
 	"github.com/kraken-ops/kraken/store"
+	"github.com/nats-io/nats.go"
 )
 
 // triggerSettings say which triggers besides people this bot serves.
@@ -25,6 +26,9 @@ type triggerSettings struct {
 	publicURL string
 	// natsURL turns queue triggers on (KRAKEN_NATS_URL).
 	natsURL string
+	// natsOptions are the bot's credentials when NATS is also an
+	// enclave service (operator mode); set by serve, not read.
+	natsOptions []nats.Option
 }
 
 func triggerSettingsFrom(getenv func(string) string) (triggerSettings, []string) {
@@ -94,7 +98,7 @@ func newTriggers(s triggerSettings, kube *k8s.Client, tents *k8s.Tentacles, db *
 		reg.SetWebhooks(webhookAddresses{Hooks: t.hooks, base: s.publicURL})
 	}
 	if s.natsURL != "" {
-		t.queue, err = queue.New(queue.Config{URL: s.natsURL, Enclaves: kube, Tentacles: tents, Runner: reg.Runner(), Logger: log})
+		t.queue, err = queue.New(queue.Config{URL: s.natsURL, Options: s.natsOptions, Enclaves: kube, Tentacles: tents, Runner: reg.Runner(), Logger: log})
 		if err != nil {
 			return nil, err
 		}
