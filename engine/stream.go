@@ -30,6 +30,8 @@ var (
 	ErrNoResult = errors.New("the run's answer ended before its result")
 	// ErrAnswerTooLarge: the stream is longer than the reader allows.
 	ErrAnswerTooLarge = errors.New("the run's answer is too large")
+	// ErrNotAStream: a line of the stream is not one the engine writes.
+	ErrNotAStream = errors.New("the run's answer is not a stream of run events")
 )
 
 // nodeLine is a node event on the wire. durationMs is the attempt's,
@@ -86,15 +88,17 @@ func resultLine(res *Result) ([]byte, error) {
 // bytes: it calls progress for each node line as it arrives and returns
 // the result as the plain answer would have held it (without "event").
 // Lines of other events are skipped, so that the engine may add some.
-// ErrNoResult when the stream ends first, ErrAnswerTooLarge past limit;
-// an error reading r is returned wrapped.
+// ErrNoResult when the stream ends first, ErrAnswerTooLarge past limit,
+// ErrNotAStream for a line the engine would not write; an error reading
+// r is returned wrapped.
 func ReadStream(r io.Reader, limit int64, progress func(tentacle.NodeProgress)) (json.RawMessage, error) {
 	lr := &io.LimitedReader{R: r, N: limit + 1}
 	sc := bufio.NewScanner(lr)
 	sc.Buffer(make([]byte, 0, 4096), int(min(limit+1, 1<<30)))
 	for sc.Scan() {
-		if lr.N <= 0 {
-			// The line may be one cut at the limit: not to be read.
+		if lr.N <= 0 || sc.Err() != nil {
+			// The line may be one cut at the limit, or by a read that
+			// failed: not to be read.
 			break
 		}
 		line := bytes.TrimSpace(sc.Bytes())
@@ -105,13 +109,13 @@ func ReadStream(r io.Reader, limit int64, progress func(tentacle.NodeProgress)) 
 			Event string `json:"event"`
 		}
 		if err := json.Unmarshal(line, &head); err != nil {
-			return nil, fmt.Errorf("the run's answer has a line that is not JSON: %q", excerpt(line))
+			return nil, fmt.Errorf("%w: a line is not JSON: %q", ErrNotAStream, excerpt(line))
 		}
 		switch head.Event {
 		case "node":
 			var l nodeLine
 			if err := json.Unmarshal(line, &l); err != nil {
-				return nil, fmt.Errorf("the run's answer has a node line that cannot be read: %q", excerpt(line))
+				return nil, fmt.Errorf("%w: a node line cannot be read: %q", ErrNotAStream, excerpt(line))
 			}
 			if progress != nil {
 				progress(tentacle.NodeProgress{Node: l.Node, State: tentacle.NodeState(l.State), Attempt: l.Attempt,
@@ -120,7 +124,7 @@ func ReadStream(r io.Reader, limit int64, progress func(tentacle.NodeProgress)) 
 		case "result":
 			var fields map[string]json.RawMessage
 			if err := json.Unmarshal(line, &fields); err != nil {
-				return nil, fmt.Errorf("the run's answer has a result that is not an object: %q", excerpt(line))
+				return nil, fmt.Errorf("%w: the result is not an object: %q", ErrNotAStream, excerpt(line))
 			}
 			delete(fields, "event")
 			return json.Marshal(fields)

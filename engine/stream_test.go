@@ -223,19 +223,19 @@ func TestReadStream(t *testing.T) {
 		{name: "too large", limit: 40, in: result + "\n", err: ErrAnswerTooLarge},
 		{name: "too large across lines", limit: 100,
 			in: strings.Repeat(`{"event":"node","node":"a","state":"started","attempt":1}`+"\n", 3) + result, err: ErrAnswerTooLarge},
-		{name: "not JSON", limit: 1 << 10, in: "<html>oops</html>\n", errText: `not JSON: "<html>oops</html>"`},
-		{name: "a result that is not an object", limit: 1 << 10, in: `{"event":"result"` + "\n", errText: "not JSON"},
+		{name: "not JSON", limit: 1 << 10, in: "<html>oops</html>\n", err: ErrNotAStream, errText: `not JSON: "<html>oops</html>"`},
+		{name: "a result that is not an object", limit: 1 << 10, in: `{"event":"result"` + "\n", err: ErrNotAStream},
+		{name: "a node line that is not one", limit: 1 << 10, in: `{"event":"node","attempt":"one"}` + "\n", err: ErrNotAStream, errText: "node line"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []tentacle.NodeProgress
 			raw, err := ReadStream(strings.NewReader(tt.in), tt.limit, func(p tentacle.NodeProgress) { got = append(got, p) })
 			switch {
-			case tt.err != nil:
-				if !errors.Is(err, tt.err) {
+			case tt.err != nil || tt.errText != "":
+				if tt.err != nil && !errors.Is(err, tt.err) {
 					t.Fatalf("err = %v, want %v", err, tt.err)
 				}
-			case tt.errText != "":
 				if err == nil || !strings.Contains(err.Error(), tt.errText) {
 					t.Fatalf("err = %v, want %q", err, tt.errText)
 				}
@@ -249,9 +249,10 @@ func TestReadStream(t *testing.T) {
 			}
 		})
 	}
-	// A reader that fails is not a cut stream.
-	_, err := ReadStream(io.MultiReader(strings.NewReader(`{"event":"node"}`+"\n"), failingReader{}), 1<<10, nil)
-	if err == nil || errors.Is(err, ErrNoResult) || !strings.Contains(err.Error(), "connection reset") {
+	// A reader that fails is not a cut stream, even in the middle of a
+	// line.
+	_, err := ReadStream(io.MultiReader(strings.NewReader(`{"event":"node"}`+"\n"+`{"event":"res`), failingReader{}), 1<<10, nil)
+	if err == nil || errors.Is(err, ErrNoResult) || errors.Is(err, ErrNotAStream) || !strings.Contains(err.Error(), "connection reset") {
 		t.Errorf("a failing reader: %v", err)
 	}
 }

@@ -7,14 +7,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kraken-ops/kraken/engine"
+	"github.com/kraken-ops/kraken/tentacle"
 )
 
 // ErrNotAnswering means a run could not reach the tentacle's engine, or
 // got no answer in time.
 var ErrNotAnswering = errors.New("the tentacle is not answering; check its status")
+
+var _ tentacle.RunWatcher = (*Tentacles)(nil)
 
 // maxRunResult bounds the result body read back from a run.
 const maxRunResult = 16 << 20
@@ -49,6 +55,23 @@ func refuseRedirects(*http.Request, []*http.Request) error { return http.ErrUseL
 // sidecar could otherwise send the run, and its input, to another
 // enclave's tentacle, which the person may not run.
 func (t *Tentacles) Run(ctx context.Context, enc, name string, input json.RawMessage) (json.RawMessage, error) {
+	return t.run(ctx, enc, name, input, nil)
+}
+
+// RunWatch is Run, asking the engine to stream the run's node events
+// (engine.StreamType) and handing each to progress as it arrives. The
+// result is returned as Run returns it; an engine that answers with the
+// whole result at once (an older one) gives no progress, only the
+// result. A stream cut before its result is ErrNotAnswering.
+func (t *Tentacles) RunWatch(ctx context.Context, enc, name string, input json.RawMessage, progress func(tentacle.NodeProgress)) (json.RawMessage, error) {
+	if progress == nil {
+		progress = func(tentacle.NodeProgress) {}
+	}
+	return t.run(ctx, enc, name, input, progress)
+}
+
+// run is Run, streaming when progress is set.
+func (t *Tentacles) run(ctx context.Context, enc, name string, input json.RawMessage, progress func(tentacle.NodeProgress)) (json.RawMessage, error) {
 	op := fmt.Sprintf("run tentacle %s in enclave %s", name, enc)
 	svc, err := t.meta.Resource(gvrServices).Namespace(enc).Get(ctx, name, metav1.GetOptions{})
 	if err := tentaclesObject(svc, err, name, op); err != nil {
@@ -67,6 +90,9 @@ func (t *Tentacles) Run(ctx context.Context, enc, name string, input json.RawMes
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if progress != nil {
+		req.Header.Set("Accept", engine.StreamType+", application/json;q=0.9")
+	}
 	transport := t.c.cfg.RunTransport
 	if transport == nil {
 		transport = t.runTransport
@@ -76,6 +102,9 @@ func (t *Tentacles) Run(ctx context.Context, enc, name string, input json.RawMes
 		return nil, t.notAnswering(ctx, runCtx, op, err)
 	}
 	defer resp.Body.Close()
+	if progress != nil && resp.StatusCode == http.StatusOK && isStream(resp.Header.Get("Content-Type")) {
+		return t.readStream(ctx, runCtx, op, resp.Body, progress)
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRunResult+1))
 	if err != nil {
 		return nil, t.notAnswering(ctx, runCtx, op, err)
@@ -97,6 +126,31 @@ func (t *Tentacles) Run(ctx context.Context, enc, name string, input json.RawMes
 		return nil, fmt.Errorf("%s: %w (%s)", op, ErrNotAnswering, resp.Status)
 	}
 	return nil, fmt.Errorf("%s: the engine answered %s: %q", op, resp.Status, excerpt(body))
+}
+
+func isStream(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == engine.StreamType
+}
+
+// readStream reads a streamed answer, bounded as a whole result is.
+func (t *Tentacles) readStream(ctx, runCtx context.Context, op string, body io.Reader, progress func(tentacle.NodeProgress)) (json.RawMessage, error) {
+	res, err := engine.ReadStream(body, maxRunResult, progress)
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.Is(err, engine.ErrAnswerTooLarge):
+		return nil, fmt.Errorf("%s: the result is larger than %d MiB", op, maxRunResult>>20)
+	case errors.Is(err, engine.ErrNoResult):
+		if ctx.Err() != nil || runCtx.Err() != nil {
+			return nil, t.notAnswering(ctx, runCtx, op, err)
+		}
+		return nil, fmt.Errorf("%s: %w (the engine stopped answering before the run ended)", op, ErrNotAnswering)
+	case errors.Is(err, engine.ErrNotAStream):
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	// A read that failed: the connection was cut or timed out.
+	return nil, t.notAnswering(ctx, runCtx, op, err)
 }
 
 // notAnswering words a failed request: the caller giving up is not the
