@@ -50,7 +50,10 @@ run: deno build
 # with-cluster.sh starts the control plane unless it is up, exports
 # KUBECONFIG to the tests, and stops it afterwards (even when they fail)
 # unless it was already running.
+# The object-store tests run against versitygw, an S3 server built once
+# from Go modules (~2 min cold) into a cache outside the clone.
 test: deno
+	vgw=$$(hack/tools/versitygw.sh) && KRAKEN_VERSITYGW=$$vgw \
 	KUBETEST_CACHE="$(KUBETEST_CACHE)" hack/kubetest/with-cluster.sh \
 		$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
@@ -76,6 +79,9 @@ bench: deno build
 		$(GO) test -run '^$$' -bench 'ServeAck' -benchtime 1x ./cmd/kraken
 	@echo
 	$(GO) test -run '^$$' -bench 'TenThousand|WebhookToRun' -benchtime 1x ./bot/schedule ./bot/hooks
+	@echo
+	vgw=$$(hack/tools/versitygw.sh) && KRAKEN_VERSITYGW=$$vgw \
+		$(GO) test -run '^$$' -bench 'Exoskeleton' -benchtime 3x ./cmd/kraken
 
 lint: deno
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.cache/*')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
