@@ -56,7 +56,10 @@ type Access struct {
 	// OnlyEnclaveRole limits the grant to the ClusterRole named
 	// Config.EnclaveRole (resourceNames in the chart).
 	OnlyEnclaveRole bool
-	Why             string
+	// Name, when set, limits the grant to the object of that name
+	// (resourceNames in the chart).
+	Name string
+	Why  string
 }
 
 // RequiredAccess is every permission the bot needs, for the cluster check
@@ -77,9 +80,9 @@ type Access struct {
 // creates what does not exist yet, which the API server authorizes as
 // create too: hence create and patch together. The bot writes only with
 // apply, create, JSON patch and delete, never with PUT, so no rule grants
-// update but one: client-go's leader election writes its Lease with PUT
-// (so that two replicas racing for it conflict), in the bot's own
-// namespace only.
+// update but two, both in the bot's own namespace and written with the
+// resourceVersion read, so that two writers conflict: client-go's leader
+// election's Lease, and the schedules' shared state (one ConfigMap).
 var RequiredAccess = []Access{
 	// get: Provision (before the enclave's RoleBinding exists, and of
 	// namespaces that are not enclaves), Get, Update, every tentacle
@@ -159,6 +162,10 @@ var RequiredAccess = []Access{
 	// over, release).
 	{Group: "coordination.k8s.io", Resource: "leases", Verbs: []string{"get", "create", "update"}, Scope: InBotNamespace,
 		Why: "the bot's replicas elect, with a Lease, the one that runs the work that must happen once (reconcile, schedules)"},
+	// ScheduleState: get (Load, and each Update), update (Update, with
+	// the resourceVersion read: compare-and-swap). The chart creates it.
+	{Resource: "configmaps", Verbs: []string{"get", "update"}, Scope: InBotNamespace, Name: ScheduleStateConfigMap,
+		Why: "the schedules' pauses, failure counts and marks, shared by the replicas"},
 }
 
 // CheckStatus is one line's outcome.
@@ -381,6 +388,10 @@ func (c *Client) checkAccess(ctx context.Context, a *Access, sample, who string)
 	if a.OnlyEnclaveRole {
 		attrs.Name = c.cfg.EnclaveRole
 		res += " " + c.cfg.EnclaveRole
+	}
+	if a.Name != "" {
+		attrs.Name = a.Name
+		res += " " + a.Name
 	}
 	var missing []string
 	for _, verb := range a.Verbs {

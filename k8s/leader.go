@@ -74,8 +74,9 @@ func NewLeaderIdentity(name string) string {
 }
 
 // Lead campaigns for the leader Lease in the bot's namespace and runs
-// lead while this replica holds it. lead's context ends when leadership
-// is lost or ctx ends, and lead must return promptly then: the work it
+// lead while this replica holds it; LeaderTermOf(lead's context) tells
+// until when the previous leader was alive. lead's context ends when
+// leadership is lost or ctx ends, and lead must return promptly then: the work it
 // does must happen on one replica at a time. After losing the lease Lead
 // campaigns again; if lead returns on its own, Lead gives the lease up
 // and campaigns again too.
@@ -93,7 +94,7 @@ func (c *Client) Lead(ctx context.Context, cfg LeaderConfig, lead func(ctx conte
 	}
 	log := c.log.With("lease", c.cfg.BotNamespace+"/"+cfg.Lease, "identity", cfg.Identity)
 	for {
-		led, err := c.campaign(ctx, cfg, lock, lead)
+		led, err := c.campaign(ctx, cfg, &termLock{Interface: lock}, lead)
 		if err != nil {
 			return err
 		}
@@ -115,6 +116,76 @@ func (c *Client) Lead(ctx context.Context, cfg LeaderConfig, lead func(ctx conte
 	}
 }
 
+// LeaderTerm is what a new leader knows of the leadership before its own.
+type LeaderTerm struct {
+	// Previous is the identity that held the lease before, "" when the
+	// lease was new or released.
+	Previous string
+	// PreviousRenew is when the previous holder last renewed the lease,
+	// or released it: up to then it did the leader's work (zero when the
+	// lease was new). A holder that died did its last work at most the
+	// retry period after it.
+	PreviousRenew time.Time
+}
+
+type termKey struct{}
+
+// LeaderTermOf returns the term whose lead context ctx is (or derives
+// from), and false outside of one.
+func LeaderTermOf(ctx context.Context) (LeaderTerm, bool) {
+	t, ok := ctx.Value(termKey{}).(LeaderTerm)
+	return t, ok
+}
+
+// termLock notes, when this replica takes the lease over, the record it
+// replaced: the elector reads the lease, then writes its own identity.
+type termLock struct {
+	resourcelock.Interface
+	mu   sync.Mutex
+	seen *resourcelock.LeaderElectionRecord // the last record read, until taken over
+	term LeaderTerm
+}
+
+func (l *termLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	rec, raw, err := l.Interface.Get(ctx)
+	if err == nil {
+		seen := *rec
+		l.mu.Lock()
+		l.seen = &seen
+		l.mu.Unlock()
+	}
+	return rec, raw, err
+}
+
+func (l *termLock) Create(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
+	err := l.Interface.Create(ctx, rec)
+	if err == nil {
+		l.mu.Lock()
+		l.seen, l.term = nil, LeaderTerm{}
+		l.mu.Unlock()
+	}
+	return err
+}
+
+func (l *termLock) Update(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
+	err := l.Interface.Update(ctx, rec)
+	if err == nil {
+		l.mu.Lock()
+		if l.seen != nil && l.seen.HolderIdentity != rec.HolderIdentity {
+			l.term = LeaderTerm{Previous: l.seen.HolderIdentity, PreviousRenew: l.seen.RenewTime.Time}
+		}
+		l.seen = nil // renewals after this are this replica's own
+		l.mu.Unlock()
+	}
+	return err
+}
+
+func (l *termLock) current() LeaderTerm {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.term
+}
+
 // campaign runs one election: it waits for the lease, runs lead while it
 // holds it, and returns once leadership ends, reporting whether it led.
 //
@@ -123,7 +194,7 @@ func (c *Client) Lead(ctx context.Context, cfg LeaderConfig, lead func(ctx conte
 // could start the same work meanwhile. So the election runs on a context
 // of its own, ended only once lead has returned, and Lead releases the
 // lease itself after that.
-func (c *Client) campaign(ctx context.Context, cfg LeaderConfig, lock resourcelock.Interface, lead func(context.Context)) (bool, error) {
+func (c *Client) campaign(ctx context.Context, cfg LeaderConfig, lock *termLock, lead func(context.Context)) (bool, error) {
 	elect, stopElect := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopElect()
 
@@ -165,8 +236,10 @@ func (c *Client) campaign(ctx context.Context, cfg LeaderConfig, lock resourcelo
 				mu.Unlock()
 				defer wg.Done()
 
-				c.log.Info("leading", "lease", c.cfg.BotNamespace+"/"+cfg.Lease, "identity", cfg.Identity)
-				work, cancel := context.WithCancel(lctx)
+				term := lock.current()
+				c.log.Info("leading", "lease", c.cfg.BotNamespace+"/"+cfg.Lease, "identity", cfg.Identity,
+					"previous", term.Previous, "previous_renew", term.PreviousRenew)
+				work, cancel := context.WithCancel(context.WithValue(lctx, termKey{}, term))
 				stop := context.AfterFunc(ctx, cancel)
 				lead(work)
 				stop()

@@ -33,6 +33,9 @@ type terms struct {
 type term struct {
 	who        string
 	start, end time.Time
+	// prev is what LeaderTermOf told the leader of its predecessor.
+	prev    k8s.LeaderTerm
+	hasPrev bool
 }
 
 func newTerms() *terms { return &terms{starts: make(chan term, 16)} }
@@ -40,11 +43,13 @@ func newTerms() *terms { return &terms{starts: make(chan term, 16)} }
 // lead is a candidate's lead func: it records its term.
 func (r *terms) lead(who string) func(context.Context) {
 	return func(ctx context.Context) {
+		prev, ok := k8s.LeaderTermOf(ctx)
+		tm := term{who: who, start: time.Now(), prev: prev, hasPrev: ok}
 		r.mu.Lock()
 		i := len(r.all)
-		r.all = append(r.all, term{who: who, start: time.Now()})
+		r.all = append(r.all, tm)
 		r.mu.Unlock()
-		r.starts <- term{who: who, start: time.Now()}
+		r.starts <- tm
 		<-ctx.Done()
 		r.mu.Lock()
 		r.all[i].end = time.Now()
@@ -147,6 +152,9 @@ func TestLeadFailover(t *testing.T) {
 	a := startCandidate(t, e, r, "a", cfg)
 	b := startCandidate(t, e, r, "b", cfg)
 	first := r.next(t, 30*time.Second) // the bot's Role may take a moment to apply
+	if !first.hasPrev || first.prev != (k8s.LeaderTerm{}) {
+		t.Errorf("the first leader of a new lease is told of a predecessor: %+v (%v)", first.prev, first.hasPrev)
+	}
 	leader, follower := a, b
 	if first.who == "b" {
 		leader, follower = b, a
@@ -167,6 +175,12 @@ func TestLeadFailover(t *testing.T) {
 	if next.who != follower.name {
 		t.Fatalf("after %s stopped, %s leads, want %s", leader.name, next.who, follower.name)
 	}
+	// A released lease names no holder; its renewal is the release,
+	// after the old leader's work stopped.
+	if p := next.prev; p.Previous != "" || p.PreviousRenew.Before(stopped.Add(-time.Second)) || p.PreviousRenew.After(next.start) {
+		t.Errorf("after a release the new leader is told %+v; want no holder, renewed between %s and %s",
+			p, stopped.Format(time.StampMilli), next.start.Format(time.StampMilli))
+	}
 	released := next.start.Sub(stopped)
 	t.Logf("failover after a release: %v", released.Round(time.Millisecond))
 	if max := 2*cfg.RetryPeriod + time.Second; released > max {
@@ -183,6 +197,12 @@ func TestLeadFailover(t *testing.T) {
 	next = r.next(t, cfg.LeaseDuration+cfg.RenewDeadline)
 	if next.who != follower.name {
 		t.Fatalf("after %s was cut off, %s leads, want %s", leader.name, next.who, follower.name)
+	}
+	// The dead leader's last renewal, at most a retry (jittered by up to
+	// 1.2) before the cut, is what the next one is told.
+	if p := next.prev; p.Previous != leader.name || p.PreviousRenew.After(cut) || cut.Sub(p.PreviousRenew) > 2*cfg.RetryPeriod+time.Second {
+		t.Errorf("after a crash at %s the new leader is told %+v; want %s's last renewal, shortly before",
+			cut.Format(time.StampMilli), p, leader.name)
 	}
 	expired := next.start.Sub(cut)
 	t.Logf("failover after a crash: %v (lease %v, retry %v)", expired.Round(time.Millisecond), cfg.LeaseDuration, cfg.RetryPeriod)

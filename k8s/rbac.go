@@ -65,6 +65,9 @@ func rulesFor(scope AccessScope, o RBACOptions) []rbacv1.PolicyRule {
 		if a.OnlyEnclaveRole {
 			r.ResourceNames = []string{o.EnclaveRole()}
 		}
+		if a.Name != "" {
+			r.ResourceNames = []string{a.Name}
+		}
 		rules = append(rules, r)
 	}
 	return rules
@@ -111,7 +114,7 @@ func BotRBAC(o RBACOptions) []runtime.Object {
 		},
 	}
 	// The bot's own namespace gets a Role only when it needs something
-	// there: the leader election's Lease.
+	// there: the leader election's Lease, the schedules' shared state.
 	if rules := rulesFor(InBotNamespace, o); len(rules) > 0 {
 		objs = append(objs,
 			&rbacv1.Role{TypeMeta: rbacType("Role"), ObjectMeta: meta(o.Name, o.Namespace), Rules: rules},

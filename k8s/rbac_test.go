@@ -109,9 +109,11 @@ func TestBotRBACLeastPrivilege(t *testing.T) {
 		"authentication.k8s.io/selfsubjectreviews":      {"create"},
 	}
 	// Its own namespace holds its Secrets and its ServiceAccount's
-	// tokens: there it may touch nothing but the leader election's Lease.
+	// tokens: there it may touch nothing but the leader election's Lease
+	// and the one ConfigMap of the schedules' shared state (by name).
 	botNamespace := map[string][]string{
 		"coordination.k8s.io/leases": {"get", "create", "update"},
+		"configmaps":                 {"get", "update"},
 	}
 	// Never, even inside an enclave: these reach beyond it (tokens for
 	// other identities, a shell in pods, the node, RBAC itself).
@@ -152,6 +154,9 @@ func TestBotRBACLeastPrivilege(t *testing.T) {
 								// leader election's Lease.
 								if !slices.Contains(botNamespace[key], verb) {
 									t.Errorf("the bot's own Role grants %s %s; it needs only %v in its namespace", verb, key, botNamespace)
+								}
+								if key == "configmaps" && !slices.Equal(rule.ResourceNames, []string{k8s.ScheduleStateConfigMap}) {
+									t.Errorf("the bot's own Role grants %s on configmaps %v; only on %s", verb, rule.ResourceNames, k8s.ScheduleStateConfigMap)
 								}
 								continue
 							}
@@ -337,6 +342,13 @@ func TestBotOperationsUnderChartRBAC(t *testing.T) {
 		t.Errorf("the lease is held by %q after Lead returned, want it released", holder)
 	}
 
+	// The schedules' shared state, in its own namespace: read it (get),
+	// and change it with compare-and-swap (get, update).
+	state := c.ScheduleState()
+	_, err = state.Load(ctx)
+	step("ScheduleState.Load", err)
+	step("ScheduleState.Update", state.Update(ctx, func(cur []byte) ([]byte, error) { return append(cur, 'x'), nil }))
+
 	step("Deprovision", c.Deprovision(ctx, name, p))
 	if _, err := c.Get(ctx, name); !errors.Is(err, enclave.ErrNotFound) {
 		t.Errorf("Get after Deprovision: %v, want ErrNotFound", err)
@@ -505,6 +517,33 @@ func TestBotRefusedOutsideItsEnclaves(t *testing.T) {
 	}
 	_, err = bot.CoreV1().ServiceAccounts(enc).CreateToken(ctx, "default", &authenticationv1.TokenRequest{}, dry)
 	refused("mint a token for a ServiceAccount in an enclave", err)
+
+	// ConfigMaps in its own namespace other than the schedules' state,
+	// that one's name elsewhere, and making or removing it.
+	own := e.opts.Namespace
+	if _, err := admin.CoreV1().ConfigMaps(own).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "other"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CoreV1().ConfigMaps(other).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: k8s.ScheduleStateConfigMap}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = bot.CoreV1().ConfigMaps(own).Get(ctx, "other", metav1.GetOptions{})
+	refused("get another ConfigMap in the bot's own namespace", err)
+	_, err = bot.CoreV1().ConfigMaps(own).Update(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "other"}}, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+	refused("update another ConfigMap in the bot's own namespace", err)
+	_, err = bot.CoreV1().ConfigMaps(own).List(ctx, metav1.ListOptions{})
+	refused("list ConfigMaps in the bot's own namespace", err)
+	_, err = bot.CoreV1().ConfigMaps(own).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kraken-new"}}, dry)
+	refused("create a ConfigMap in the bot's own namespace", err)
+	refused("delete the schedules' state", bot.CoreV1().ConfigMaps(own).Delete(ctx, k8s.ScheduleStateConfigMap, dryDelete))
+	_, err = bot.CoreV1().ConfigMaps(own).Patch(ctx, k8s.ScheduleStateConfigMap, types.MergePatchType, []byte(`{"data":{"x":"y"}}`), dryPatch)
+	refused("patch the schedules' state (only get and update, with compare-and-swap)", err)
+	_, err = bot.CoreV1().ConfigMaps(other).Get(ctx, k8s.ScheduleStateConfigMap, metav1.GetOptions{})
+	refused("get a ConfigMap of the state's name in another namespace", err)
+	_, err = bot.CoreV1().ConfigMaps(other).Update(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: k8s.ScheduleStateConfigMap}}, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+	refused("update a ConfigMap of the state's name in another namespace", err)
+	_, err = bot.CoreV1().ConfigMaps(own).Get(ctx, k8s.ScheduleStateConfigMap, metav1.GetOptions{})
+	allowed("get the schedules' state", err)
 
 	// Its own guard.
 	refused("delete the admission policy", bot.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, e.opts.PolicyName(), dryDelete))

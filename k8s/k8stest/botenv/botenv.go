@@ -68,6 +68,11 @@ func Install(t testing.TB) *Env {
 		t.Fatal(err)
 	}
 	ApplyObjects(t, admin, k8s.BotRBAC(e.Options))
+	// The chart creates the schedules' shared state; the bot may not.
+	state := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: k8s.ScheduleStateConfigMap}}
+	if _, err := admin.CoreV1().ConfigMaps(ns).Create(ctx, state, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	e.Rest = TokenConfig(t, admin, ns, e.Options.ServiceAccount)
 	cs, err := kubernetes.NewForConfig(e.Rest)
 	if err != nil {
