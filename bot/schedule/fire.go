@@ -304,7 +304,9 @@ func (s *Scheduler) noteMissed(ctx context.Context, now time.Time) {
 			since = e.deployed
 		}
 		m := missed{req: e.request()}
-		for t := e.nextAfter(since); !t.After(now) && !t.IsZero() && m.count < maxCounted; t = e.nextAfter(t) {
+		// Only before the trigger's next fire: the scan queued it from
+		// a moment ago, and a fire that still runs is not missed.
+		for t := e.nextAfter(since); !t.After(now) && t.Before(e.next) && !t.IsZero() && m.count < maxCounted; t = e.nextAfter(t) {
 			if len(m.times) < s.cfg.MaxMissed {
 				m.times = append(m.times, t)
 			}

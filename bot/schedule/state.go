@@ -263,6 +263,9 @@ func (s *Scheduler) load(ctx context.Context) error {
 	defer s.mu.Unlock()
 	s.states = states
 	s.mark = time.Time{}
+	// Next fires computed in an earlier term are stale: another replica
+	// fired since. The first scan queues every trigger from now.
+	s.entries, s.queue = map[string]*entry{}, s.queue[:0]
 	return nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -102,4 +103,15 @@ func leaderLoops(ctx context.Context, l leader, cfg k8s.LeaderConfig, log *slog.
 		return fmt.Errorf("serve: leader election: %w", err)
 	}
 	return nil
+}
+
+// leaderLastAlive is the scheduler's LastAlive: the previous leader's
+// last renewal of the lease, as Lead tells the leader's loops, so that a
+// new leader notes as missed only the fires due after it.
+func leaderLastAlive(ctx context.Context) (time.Time, error) {
+	term, ok := k8s.LeaderTermOf(ctx)
+	if !ok {
+		return time.Time{}, errors.New("serve: the scheduler runs outside a leader's term")
+	}
+	return term.PreviousRenew, nil
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -13,9 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kraken-ops/kraken/bot/runs"
+	"github.com/kraken-ops/kraken/bot/schedule"
 	"github.com/kraken-ops/kraken/bot/slacktest"
+	"github.com/kraken-ops/kraken/enclave"
 	"github.com/kraken-ops/kraken/k8s"
 	"github.com/kraken-ops/kraken/k8s/k8stest/botenv"
+	"github.com/kraken-ops/kraken/tentacle"
 )
 
 // A fake leader: leads while its channel says so.
@@ -310,4 +316,338 @@ func TestHASettings(t *testing.T) {
 	if _, problems := haSettingsFrom(envMap{"KRAKEN_SHUTDOWN_GRACE": "soon"}.get); len(problems) != 1 {
 		t.Errorf("a bad grace: %v", problems)
 	}
+}
+
+// The fakes of TestHASchedules: one active enclave, deployed tentacles
+// with a cron trigger each, and a runner that records every fire.
+type haEnclaves struct{}
+
+func (haEnclaves) List(context.Context) ([]enclave.Enclave, error) {
+	return []enclave.Enclave{{Name: "payments", Ready: true}}, nil
+}
+
+// haTentacles are tick (every second, succeeds), broken (every second,
+// fails) and flaky (every three seconds, fails).
+type haTentacles struct{ deployed time.Time }
+
+var haSchedules = map[string]string{"tick": "@every 1s", "broken": "@every 1s", "flaky": "@every 3s"}
+
+func (h haTentacles) List(context.Context, string) ([]tentacle.Status, error) {
+	var out []tentacle.Status
+	for name := range haSchedules {
+		out = append(out, tentacle.Status{Name: name, Revision: 1, Ready: true, DeployedAt: h.deployed})
+	}
+	return out, nil
+}
+
+func (haTentacles) Files(_ context.Context, _, name string, _ int) (map[string][]byte, error) {
+	wf := fmt.Sprintf("name: %s\nversion: \"1.0\"\ntriggers:\n  - {type: cron, name: cron, schedule: %q}\nnodes:\n  a:\n    path: ./nodes/a.ts\n", name, haSchedules[name])
+	return map[string][]byte{"workflow.yaml": []byte(wf)}, nil
+}
+
+// haFire is one start or note, by a replica, at a due second (in UTC,
+// so that equal times are equal keys).
+type haFire struct {
+	replica, tentacle string
+	due               time.Time
+}
+
+type haRunner struct {
+	replica string
+	log     *haLog
+}
+
+// haLog is what every replica's runner saw.
+type haLog struct {
+	mu     sync.Mutex
+	starts []haFire
+	missed []haFire
+}
+
+func (r haRunner) Start(_ context.Context, req runs.Request, done func(runs.Record, json.RawMessage)) (runs.Record, error) {
+	r.log.mu.Lock()
+	r.log.starts = append(r.log.starts, haFire{r.replica, req.Tentacle, time.Now().Truncate(time.Second).UTC()})
+	r.log.mu.Unlock()
+	rec := runs.Record{Enclave: req.Enclave, Tentacle: req.Tentacle, Trigger: req.Trigger, State: runs.Succeeded}
+	if req.Tentacle != "tick" {
+		rec.State, rec.Error = runs.Failed, "boom"
+	}
+	done(rec, nil)
+	return rec, nil
+}
+
+func (r haRunner) Note(_ context.Context, req runs.Request, state runs.State, why string) (runs.Record, error) {
+	if state == runs.Missed {
+		at, err := time.Parse(time.RFC3339, strings.TrimSuffix(strings.TrimPrefix(why, "due at "), " while no bot ran schedules"))
+		if err != nil {
+			return runs.Record{}, fmt.Errorf("a missed fire without its due time: %q", why)
+		}
+		r.log.mu.Lock()
+		r.log.missed = append(r.log.missed, haFire{r.replica, req.Tentacle, at.UTC()})
+		r.log.mu.Unlock()
+	}
+	return runs.Record{}, nil
+}
+
+func (l *haLog) fires(tentacle string) []haFire {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []haFire
+	for _, f := range l.starts {
+		if f.tentacle == tentacle {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// cutState is the cluster's state as a replica reaches it; once cut, as
+// when the replica died, it writes nothing more.
+type cutState struct {
+	schedule.Shared
+	cut atomic.Bool
+}
+
+func (c *cutState) Update(ctx context.Context, change func([]byte) ([]byte, error)) error {
+	if c.cut.Load() {
+		return errors.New("this replica is dead")
+	}
+	return c.Shared.Update(ctx, change)
+}
+
+// schedReplica is one replica's scheduler, run by leaderLoops under the
+// real lease, on the cluster's shared state, as serve runs it.
+type schedReplica struct {
+	name   string
+	sched  *schedule.Scheduler
+	state  *cutState
+	cancel func()
+	done   chan error
+	// alive is what LastAlive told this replica when it started leading.
+	alive chan time.Time
+}
+
+func startSchedReplica(t *testing.T, bot *botenv.Env, log *haLog, name string, flush time.Duration, keepLease bool) *schedReplica {
+	t.Helper()
+	kube, err := k8s.New(bot.Config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &schedReplica{name: name, state: &cutState{Shared: kube.ScheduleState()}, done: make(chan error, 1), alive: make(chan time.Time, 4)}
+	r.sched, err = schedule.New(schedule.Config{
+		Enclaves: haEnclaves{}, Tentacles: haTentacles{deployed: time.Now().Add(-time.Hour)}, Runner: haRunner{name, log},
+		Shared: r.state, FlushEvery: flush, MaxFailures: 3,
+		LastAlive: func(ctx context.Context) (time.Time, error) {
+			at, err := leaderLastAlive(ctx)
+			r.alive <- at
+			return at, err
+		},
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)).With("replica", name),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testLease
+	cfg.Identity, cfg.KeepLease = name, keepLease
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.done <- leaderLoops(ctx, kube, cfg, slog.New(slog.DiscardHandler), r.sched.Run) }()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func (r *schedReplica) stop(t *testing.T) {
+	t.Helper()
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	r.cancel = nil
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Errorf("replica %s: %v", r.name, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("replica %s did not stop", r.name)
+	}
+}
+
+// leads waits for the replica to start leading and returns what
+// LastAlive told it.
+func (r *schedReplica) leads(t *testing.T, within time.Duration) time.Time {
+	t.Helper()
+	select {
+	case at := <-r.alive:
+		return at
+	case <-time.After(within):
+		t.Fatalf("replica %s did not start the scheduler within %v", r.name, within)
+		return time.Time{}
+	}
+}
+
+// status is the replica's view of a tentacle's one trigger.
+func (r *schedReplica) status(tentacle string) schedule.TriggerStatus {
+	st := r.sched.Status("payments", tentacle)
+	if len(st) != 1 {
+		return schedule.TriggerStatus{}
+	}
+	return st[0]
+}
+
+func haWaitFor(t *testing.T, what string, within time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestHASchedules runs the scheduler on replicas that share the lease
+// and the schedules' state in the real control plane, as the bot's
+// ServiceAccount: a pause made on one leader holds on the next, failure
+// counts continue, a Resume on a follower reaches the leader, no fire is
+// doubled, and after a leader dies the fires are noted missed for the
+// real gap only (give or take what it fired after its last renewal).
+func TestHASchedules(t *testing.T) {
+	t.Parallel()
+	bot := botenv.Install(t)
+	log := &haLog{}
+
+	// a leads first; it will hand over cleanly.
+	a := startSchedReplica(t, bot, log, "a", time.Second, false)
+	a.leads(t, 30*time.Second) // the bot's Role may take a moment to apply
+	// b follows; it will die, having last written the state long before.
+	b := startSchedReplica(t, bot, log, "b", time.Hour, true)
+	haWaitFor(t, "broken paused and flaky failed once on a", 20*time.Second, func() bool {
+		return a.status("broken").Paused != "" && a.status("flaky").Failures >= 1
+	})
+	a.stop(t)
+	flakyOnA := a.status("flaky").Failures
+	if flakyOnA >= 3 {
+		t.Fatalf("flaky paused on a already (%d failures); the test needs it mid-count", flakyOnA)
+	}
+	b.leads(t, 2*testLease.LeaseDuration)
+
+	// The pause holds on b, and flaky's count goes on from a's.
+	haWaitFor(t, "b to read the schedules", 10*time.Second, func() bool { return b.status("broken").Schedule != "" })
+	if st := b.status("broken"); st.Paused == "" || st.Failures != 3 {
+		t.Errorf("on the next leader broken is %+v, want paused after 3 failures", st)
+	}
+	haWaitFor(t, "flaky paused on b", 20*time.Second, func() bool { return b.status("flaky").Paused != "" })
+	var flakyOnB int
+	for _, f := range log.fires("flaky") {
+		if f.replica == "b" {
+			flakyOnB++
+		}
+	}
+	if flakyOnA+flakyOnB != 3 {
+		t.Errorf("flaky failed %d times on a and %d on b before its pause, want 3 in all", flakyOnA, flakyOnB)
+	}
+
+	// b dies: its state writes stop (the last was at flaky's pause), it
+	// keeps the lease until it expires.
+	c := startSchedReplica(t, bot, log, "c", time.Second, false)
+	time.Sleep(5 * time.Second)
+	b.state.cut.Store(true)
+	died := time.Now()
+	b.stop(t)
+	alive := c.leads(t, 2*testLease.LeaseDuration+time.Second)
+	t.Logf("c leads %v after b died; b's last renewal was %v before", time.Since(died).Round(time.Millisecond), died.Sub(alive).Round(time.Millisecond))
+	if alive.IsZero() || alive.After(died) || died.Sub(alive) > 2*testLease.RetryPeriod+time.Second {
+		t.Errorf("LastAlive told c %s; want b's last renewal, shortly before it died at %s", alive.Format(time.StampMilli), died.Format(time.StampMilli))
+	}
+	haWaitFor(t, "c to fire tick", 10*time.Second, func() bool {
+		fs := log.fires("tick")
+		return fs[len(fs)-1].replica == "c"
+	})
+	if st := c.status("broken"); st.Paused == "" {
+		t.Errorf("after b died broken is %+v on c, want still paused", st)
+	}
+	if st := c.status("flaky"); st.Paused == "" {
+		t.Errorf("after b died flaky is %+v on c, want still paused (b wrote the pause at once)", st)
+	}
+
+	// A person resumes broken on a replica that does not lead.
+	follower, err := schedule.New(schedule.Config{Enclaves: haEnclaves{}, Tentacles: haTentacles{}, Runner: haRunner{"follower", log},
+		Shared: mustKube(t, bot).ScheduleState()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := follower.Resume(t.Context(), "payments", "broken", "U-alice"); err != nil {
+		t.Fatal(err)
+	}
+	resumed := time.Now()
+	haWaitFor(t, "broken to fire on c after the resume", 10*time.Second, func() bool {
+		fs := log.fires("broken")
+		return fs[len(fs)-1].replica == "c"
+	})
+	if st := c.status("broken"); st.ResumedBy != "U-alice" {
+		t.Errorf("on c broken is %+v, want resumed by U-alice", st)
+	}
+	t.Logf("a resume on a follower reached the leader in %v", time.Since(resumed).Round(time.Millisecond))
+	c.stop(t)
+
+	// No due second fired twice, by one replica or two.
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	fired := map[haFire]string{}
+	for _, f := range log.starts {
+		key := haFire{tentacle: f.tentacle, due: f.due}
+		if by, dup := fired[key]; dup {
+			t.Errorf("%s at %s fired twice: by %s and %s", f.tentacle, f.due.Format(time.TimeOnly), by, f.replica)
+		}
+		fired[key] = f.replica
+	}
+	// Missed fires: tick's, after b died, are the due seconds no one
+	// fired between b's last renewal and c's first fire; at most one of
+	// them b fired after that renewal.
+	var lastB, firstC time.Time
+	for _, f := range log.starts {
+		if f.tentacle != "tick" {
+			continue
+		}
+		if f.replica == "b" && f.due.After(lastB) {
+			lastB = f.due
+		}
+		if f.replica == "c" && (firstC.IsZero() || f.due.Before(firstC)) {
+			firstC = f.due
+		}
+	}
+	noted := map[time.Time]bool{}
+	overCounted := 0
+	for _, m := range log.missed {
+		if m.tentacle != "tick" || m.replica != "c" {
+			continue
+		}
+		noted[m.due] = true
+		if _, ok := fired[haFire{tentacle: "tick", due: m.due}]; ok {
+			overCounted++
+		}
+	}
+	for d := alive.Truncate(time.Second).Add(time.Second).UTC(); d.Before(firstC); d = d.Add(time.Second) {
+		if _, ok := fired[haFire{tentacle: "tick", due: d}]; !ok && !noted[d] {
+			t.Errorf("tick's fire due at %s was neither fired nor noted missed", d.Format(time.TimeOnly))
+		}
+	}
+	t.Logf("tick: b fired last at %s, died at %s, c fired first at %s; %d noted missed, %d of them fired by b after its last renewal",
+		lastB.Format(time.TimeOnly), died.Format("15:04:05.000"), firstC.Format(time.TimeOnly), len(noted), overCounted)
+	if overCounted > 1 {
+		t.Errorf("%d of tick's fires b made were noted missed by c; LastAlive should leave at most one", overCounted)
+	}
+	if len(noted) == 0 {
+		t.Error("c noted no missed fire of tick, though none ran for seconds")
+	}
+}
+
+func mustKube(t *testing.T, bot *botenv.Env) *k8s.Client {
+	t.Helper()
+	c, err := k8s.New(bot.Config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

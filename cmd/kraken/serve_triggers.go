@@ -61,12 +61,15 @@ type triggers struct {
 }
 
 // newTriggers makes the triggers the settings turn on, wired to the
-// registry's runner, and tells the registry about them.
-func newTriggers(s triggerSettings, kube *k8s.Client, tents *k8s.Tentacles, db *store.DB, reg *command.Registry, app *slack.App, log *slog.Logger) (*triggers, error) {
+// registry's runner, and tells the registry about them. The schedules'
+// state lives in the cluster, where every replica reads it, not in the
+// store (the parameter is left for the caller's sake).
+func newTriggers(s triggerSettings, kube *k8s.Client, tents *k8s.Tentacles, _ *store.DB, reg *command.Registry, app *slack.App, log *slog.Logger) (*triggers, error) {
 	t := &triggers{}
 	var err error
 	t.sched, err = schedule.New(schedule.Config{
-		Enclaves: kube, Tentacles: tents, Runner: reg.Runner(), Store: db, Logger: log,
+		Enclaves: kube, Tentacles: tents, Runner: reg.Runner(), Logger: log,
+		Shared: kube.ScheduleState(), LastAlive: leaderLastAlive,
 		Notify: func(ctx context.Context, n schedule.Notice) {
 			// Failed runs are told by the runner's end; a pause is news.
 			if n.Kind != schedule.NoticePaused {
