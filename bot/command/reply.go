@@ -29,27 +29,47 @@ type Reply struct {
 	// Secret asks the person for a secret's value in a private form, so
 	// that it is never typed in a channel.
 	Secret *SecretForm
-	// Later, when set, brings the reply that replaces this one when the
-	// work it started ends (a run: "Running…", then its result).
-	// Transports show this reply, then update it in place.
+	// Details are the long part of a reply, kept out of the message
+	// itself: a run's output and errors. A transport with threads posts
+	// them in the reply's thread; others show them after Text.
+	Details string
+	// Progress: this reply tells how work goes on, and another follows
+	// it (it came through Later before the end).
+	Progress bool
+	// Later, when set, is how the work this reply started goes on (a
+	// run): zero or more progress replies ("Running… 2 of 5 steps
+	// done"), then the reply that ends it, then the channel is closed.
+	// Transports show this reply, then update it in place with each one.
+	// Only the newest reply waits in the channel: a transport that reads
+	// slowly skips progress, never the end.
 	Later <-chan Reply
 }
 
-// Wait returns the reply that ends the work: Later's, once it comes (or
-// this one, with a note, if ctx ends first), or this one when there is no
-// Later.
+// Wait returns the reply that ends the work, as one message: Later's
+// last, once the channel closes (or the newest there is, with a note, if
+// ctx ends first), or this one when there is no Later. Its Details are
+// appended to its Text: whoever waits has no thread to put them in.
 func (r Reply) Wait(ctx context.Context) Reply {
-	if r.Later == nil {
-		return r
+	last := r
+	for r.Later != nil {
+		select {
+		case rep, open := <-r.Later:
+			if !open {
+				r.Later = nil
+				break
+			}
+			last = rep
+		case <-ctx.Done():
+			r.Later = nil
+			last.Text += " (still going; `/kraken runs` shows how it ends)"
+		}
 	}
-	select {
-	case final := <-r.Later:
-		return final
-	case <-ctx.Done():
-		r.Later = nil
-		r.Text += " (still going; `/kraken runs` shows how it ends)"
-		return r
+	last.Later = nil
+	if last.Details != "" {
+		last.Text += "\n" + last.Details
+		last.Details = ""
 	}
+	return last
 }
 
 // SecretForm asks for one secret of a tentacle. The transport shows a

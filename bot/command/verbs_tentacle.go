@@ -127,12 +127,10 @@ func (r *Registry) run(ctx context.Context, c *call) Reply {
 }
 
 // startRun starts a run and answers at once that it runs, with a Cancel
-// button; the result follows in Later when it ends.
+// button; its progress follows in Later as steps end, then its result.
 func (r *Registry) startRun(ctx context.Context, c *call, req runs.Request) Reply {
-	later := make(chan Reply, 1)
-	rec, err := r.runs.Start(ctx, req, func(rec runs.Record, body json.RawMessage) {
-		later <- r.runResult(context.WithoutCancel(ctx), rec, body)
-	})
+	done := make(chan ended, 1)
+	rec, err := r.runs.Start(ctx, req, func(rec runs.Record, body json.RawMessage) { done <- ended{rec, body} })
 	if errors.Is(err, runs.ErrStopping) {
 		return failed("I'm restarting and start no new runs just now. Try again in a minute.")
 	}
@@ -141,15 +139,21 @@ func (r *Registry) startRun(ctx context.Context, c *call, req runs.Request) Repl
 		return failed(explain("run "+req.Tentacle, err))
 	}
 	c.audit["run"] = rec.ID
+	// A run that ended already cannot be followed: its end comes alone.
+	updates, _ := r.runs.Follow(rec.ID)
+	buttons := []Button{{Label: "Cancel", Value: RunValue("cancel " + rec.ID), Style: "danger"}}
+	later := make(chan Reply, 1)
+	go r.streamRun(context.WithoutCancel(ctx), rec, updates, done, buttons, later)
 	return Reply{
 		Text:    fmt.Sprintf("Running *%s*…", req.Tentacle),
-		Buttons: []Button{{Label: "Cancel", Value: RunValue("cancel " + rec.ID), Style: "danger"}},
+		Buttons: buttons,
 		Later:   later,
 	}
 }
 
-// runResult says how a run ended, with the DAG picture coloured by each
-// step's outcome when the workflow can be read.
+// runResult says how a run ended in a few words, with the DAG picture
+// coloured by each step's outcome when the workflow can be read; what
+// each step returned, or why it failed, goes in Details.
 func (r *Registry) runResult(ctx context.Context, rec runs.Record, body json.RawMessage) Reply {
 	name := rec.Tentacle
 	var rep Reply
@@ -167,7 +171,8 @@ func (r *Registry) runResult(ctx context.Context, rec runs.Record, body json.Raw
 		}
 		return failed(explain("run "+name, errors.New(rec.Error)))
 	}
-	rep = Reply{Text: describeResult(name, res, time.Duration(res.Timing.DurationMs)*time.Millisecond), Failed: !res.Success}
+	text, details := describeResult(name, res, time.Duration(res.Timing.DurationMs)*time.Millisecond)
+	rep = Reply{Text: text, Details: details, Failed: !res.Success}
 	if img := r.runPicture(ctx, rec); img != nil {
 		rep.Image = img
 	}
@@ -177,20 +182,12 @@ func (r *Registry) runResult(ctx context.Context, rec runs.Record, body json.Raw
 // runPicture draws the tentacle's DAG with each step coloured by how it
 // did in the run, or nil when the workflow can't be read.
 func (r *Registry) runPicture(ctx context.Context, rec runs.Record) *Image {
-	files, err := r.tentacles.Files(ctx, rec.Enclave, rec.Tentacle, 0)
-	if err != nil {
-		return nil
-	}
-	wf, err := tentacle.Parse(tentacle.FileName, files[tentacle.FileName])
-	if err != nil {
-		return nil
-	}
-	plan, err := engine.Compile(wf)
-	if err != nil {
+	g := r.graphOf(ctx, rec)
+	if g == nil {
 		return nil
 	}
 	status := map[string]diagram.Status{}
-	for _, id := range wf.NodeIDs {
+	for _, id := range g.wf.NodeIDs {
 		status[id] = diagram.Pending
 		if n, ok := rec.Nodes[id]; ok {
 			status[id] = diagram.Succeeded
@@ -200,30 +197,38 @@ func (r *Registry) runPicture(ctx context.Context, rec runs.Record) *Image {
 		}
 	}
 	var png bytes.Buffer
-	if err := diagram.PNG(&png, wf, plan.Stages, status); err != nil {
+	if err := diagram.PNG(&png, g.wf, g.stages, status); err != nil {
 		return nil
 	}
 	return &Image{Name: rec.Tentacle + "-run.png", Title: "Run of " + rec.Tentacle, Alt: "The steps of " + rec.Tentacle + ", coloured by how each did", PNG: png.Bytes()}
 }
 
-// describeResult says a run's result in words: whether it worked, how
-// long it took, and what each step produced (short), or what failed.
-func describeResult(name string, res engine.Result, dur time.Duration) string {
+// describeResult says a run's result in words: a line on whether it
+// worked and how long it took, and the details: what each step produced
+// (short), or what failed.
+func describeResult(name string, res engine.Result, dur time.Duration) (text, details string) {
 	var b strings.Builder
-	if res.Success {
-		fmt.Fprintf(&b, "*%s* succeeded in %s (%d steps).", name, dur, len(res.Outputs))
-	} else {
-		fmt.Fprintf(&b, "*%s* failed after %s.", name, dur)
-		for _, n := range sortedNames(res.Errors) {
-			fmt.Fprintf(&b, "\n• step %s: %s", n, escape(res.Errors[n]))
+	if !res.Success {
+		failedSteps := sortedNames(res.Errors)
+		at := "step"
+		if len(failedSteps) > 1 {
+			at = "steps"
 		}
-		fmt.Fprintf(&b, "\n`/kraken logs %s` shows what it logged.", name)
-		return b.String()
+		text = fmt.Sprintf("*%s* failed after %s at %s %s.", name, dur, at, escape(strings.Join(failedSteps, ", ")))
+		for _, n := range failedSteps {
+			fmt.Fprintf(&b, "• step %s: %s\n", n, escape(res.Errors[n]))
+		}
+		fmt.Fprintf(&b, "`/kraken logs %s` shows what it logged.", name)
+		return text, b.String()
 	}
-	for _, n := range sortedNames(res.Outputs) {
-		fmt.Fprintf(&b, "\n• %s: %s", n, escape(describeValue(res.Outputs[n])))
+	text = fmt.Sprintf("*%s* succeeded in %s (%d steps).", name, dur, len(res.Outputs))
+	for i, n := range sortedNames(res.Outputs) {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "• %s: %s", n, escape(describeValue(res.Outputs[n])))
 	}
-	return b.String()
+	return text, b.String()
 }
 
 func firstError(res engine.Result) string {

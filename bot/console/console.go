@@ -74,6 +74,9 @@ type Console struct {
 	confirm *command.Confirm
 	// secret is the last secret form, for !secret.
 	secret *command.SecretForm
+	// live: Run is writing answers out, so progress may go out before
+	// the answer it belongs to is complete.
+	live bool
 }
 
 // New makes a Console.
@@ -114,6 +117,8 @@ func isTerminal(f any) bool {
 // ctx is done (and returns ctx's error). A line runs to its end before
 // the next is read; cancelling ctx cancels the line in flight.
 func (c *Console) Run(ctx context.Context) error {
+	c.live = true
+	defer func() { c.live = false }()
 	lines := make(chan string)
 	readErr := make(chan error, 1)
 	done := make(chan struct{})
@@ -226,14 +231,46 @@ func (c *Console) slash(ctx context.Context, b *strings.Builder, text string) {
 	c.show(b, c.waited(ctx, b, rep))
 }
 
-// waited shows the first words of work that goes on (a run) and waits
-// for the reply that ends it: a terminal line can't be updated in place.
+// waited shows the first words of work that goes on (a run), a line for
+// each step of its progress, and waits for the reply that ends it: a
+// terminal line can't be updated in place. While Run reads the input,
+// the lines go out as they come.
 func (c *Console) waited(ctx context.Context, b *strings.Builder, rep command.Reply) command.Reply {
 	if rep.Later == nil {
 		return rep
 	}
-	b.WriteString(c.style.dim(c.mrkdwn(rep.Text)) + "\n")
-	return rep.Wait(ctx)
+	shown := rep.Text
+	c.progressLine(b, shown)
+	later, last := rep.Later, rep
+	for {
+		select {
+		case r, open := <-later:
+			if !open {
+				last.Later = nil
+				return last.Wait(ctx) // the end, details and all
+			}
+			last = r
+			if r.Progress && r.Text != shown {
+				shown = r.Text
+				c.progressLine(b, shown)
+			}
+		case <-ctx.Done():
+			last.Later = later
+			return last.Wait(ctx)
+		}
+	}
+}
+
+// progressLine shows a line of progress: at once while Run reads the
+// input, else with the rest of the answer.
+func (c *Console) progressLine(b *strings.Builder, text string) {
+	b.WriteString(c.style.dim(c.mrkdwn(text)) + "\n")
+	if c.live {
+		if _, err := io.WriteString(c.cfg.Out, b.String()); err != nil {
+			c.log.Debug("progress not shown", "err", err)
+		}
+		b.Reset()
+	}
 }
 
 // closed refuses typing in an archived or deleted channel, as Slack does.

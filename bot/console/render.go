@@ -228,7 +228,7 @@ func closing(s string, i int, mark byte) int {
 		switch {
 		case s[j] == '\n':
 			return -1
-		case s[j] == mark && s[j-1] != ' ' && (j+1 == len(s) || !wordByte(s[j+1])):
+		case s[j] == mark && s[j-1] != ' ' && (j+1 == len(s) || !wordRuneAt(s, j+1)):
 			return j
 		}
 	}
@@ -237,6 +237,13 @@ func closing(s string, i int, mark byte) int {
 
 func wordByte(c byte) bool {
 	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= utf8.RuneSelf
+}
+
+// wordRuneAt reports whether the character at s[k:] is part of a word:
+// punctuation such as "…" ends one.
+func wordRuneAt(s string, k int) bool {
+	r, _ := utf8.DecodeRuneInString(s[k:])
+	return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r)
 }
 
 func nonEmpty(xs ...string) []string {

@@ -88,8 +88,8 @@ func TestRenderReplies(t *testing.T) {
 	}{
 		{
 			name:  "mentions, links and emphasis become plain text",
-			reply: command.Reply{Text: "Enclave *local* is ready, owned by <@you>. _Really_ ~not~ <@U1|alex> in <#C1|ops>, see <https://x.example|the docs>; @here is <!here>."},
-			want:  []string{"Enclave local is ready, owned by @you. Really not @alex in #ops, see the docs (https://x.example); @here is @here.\n"},
+			reply: command.Reply{Text: "Enclave *local* is ready, owned by <@you>. _Really_ ~not~ <@U1|alex> in <#C1|ops>, see <https://x.example|the docs>; @here is <!here>. Running *etl*…"},
+			want:  []string{"Enclave local is ready, owned by @you. Really not @alex in #ops, see the docs (https://x.example); @here is @here. Running etl…\n"},
 			not:   []string{"*", "<@", "\x1b["},
 		},
 		{

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/kraken-ops/kraken/bot/command"
@@ -23,6 +24,12 @@ type local struct {
 }
 
 func newLocal(t *testing.T) *local {
+	t.Helper()
+	return newLocalIO(t, strings.NewReader(""), io.Discard)
+}
+
+// newLocalIO is newLocal reading in and writing out, for Run.
+func newLocalIO(t *testing.T, in io.Reader, out io.Writer) *local {
 	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -49,7 +56,7 @@ func newLocal(t *testing.T) *local {
 		t.Fatal(err)
 	}
 	images := filepath.Join(dir, "images")
-	c, err := console.New(console.Config{In: strings.NewReader(""), Out: io.Discard, Commands: reg, Channel: ch, ImageDir: images, Logger: log})
+	c, err := console.New(console.Config{In: in, Out: out, Commands: reg, Channel: ch, ImageDir: images, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,6 +159,12 @@ func TestScripts(t *testing.T) {
 			{line: "!confirm", want: []string{"Deployed tiny 1.0 as revision 1."}, not: []string{"secret"}},
 			{line: `/kraken run tiny {"name":"there"}`, want: []string{"tiny succeeded", "• hi: hi there"}},
 		}...)},
+		{"a run tells its progress", append(provisioned, []step{
+			{line: "/kraken deploy flaky-retry", want: []string{"Type !confirm to deploy"}},
+			{line: "!confirm", want: []string{"Deployed flaky-retry"}},
+			{line: "/kraken run flaky-retry", want: []string{"Running flaky-retry…\n", "Running flaky-retry… 0 of 2 steps done: flaky … (try 2)",
+				"Running flaky-retry… 1 of 2 steps done: flaky ✓", "flaky-retry succeeded in ", "• report: ", "after 2 retries"}},
+		}...)},
 		{"a failing run says what failed", append(provisioned, []step{
 			{line: "/kraken deploy failing-step", want: []string{"Type !confirm to deploy"}},
 			{line: "!confirm", want: []string{"Deployed failing-step"}},
@@ -172,5 +185,43 @@ func TestTheDeployPictureIsAPNGFile(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(l.images, "hello-fanout.png"))
 	if err != nil || !strings.HasPrefix(string(b), "\x89PNG") {
 		t.Fatalf("no picture: %v", err)
+	}
+}
+
+// writes records each write to the terminal.
+type writes struct {
+	mu sync.Mutex
+	w  []string
+}
+
+func (w *writes) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.w = append(w.w, string(p))
+	return len(p), nil
+}
+
+// TestProgressGoesOutAsItComes: at the terminal, a run's progress is
+// written while it runs, before its end.
+func TestProgressGoesOutAsItComes(t *testing.T) {
+	out := &writes{}
+	script := "/kraken provision\n/kraken deploy flaky-retry\n!confirm\n/kraken run flaky-retry\n"
+	l := newLocalIO(t, strings.NewReader(script), out)
+	if err := l.c.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	progress, end := -1, -1
+	for i, w := range out.w {
+		if strings.Contains(w, "(try ") && progress < 0 {
+			progress = i
+		}
+		if strings.Contains(w, "flaky-retry succeeded") {
+			end = i
+		}
+	}
+	if progress < 0 || end < 0 || progress >= end || strings.Contains(out.w[progress], "succeeded") {
+		t.Fatalf("progress written at %d, the end at %d: %q", progress, end, out.w)
 	}
 }

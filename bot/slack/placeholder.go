@@ -62,7 +62,8 @@ func (a *App) finish(ctx context.Context, t target, ph placeholder, rep command.
 	case ph.ts != "":
 		// A picture cannot join a message after the fact; it goes first,
 		// with the answer under it, as deliver does.
-		if !rep.Private && rep.Image == nil {
+		// Nor can work that goes on be followed there.
+		if !rep.Private && rep.Image == nil && rep.Later == nil {
 			err := a.updateMessage(ctx, ph.channel, ph.ts, rep, t.asked)
 			if err == nil {
 				return nil

@@ -48,7 +48,8 @@ func render(rep command.Reply, asked string) (string, []slackapi.Block) {
 	if c != nil && c.Title != "" {
 		blocks = append(blocks, slackapi.NewHeaderBlock(plain(truncate(c.Title, maxHeaderText))))
 	}
-	text := rep.Text
+	// Details the caller did not put in a thread stay with the text.
+	text := joinDetails(rep)
 	if c != nil && c.Title != "" && strings.TrimRight(text, "?.") == c.Title {
 		text = "" // the header says it already
 	}

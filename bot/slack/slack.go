@@ -85,6 +85,11 @@ type Config struct {
 	// WorkingAfter is how long a slash command may run before its asker
 	// is told "Working on it…"; default 2s, negative for never.
 	WorkingAfter time.Duration
+	// UpdateEvery is how often at most a message whose work goes on (a
+	// run's) is updated with its progress; default 1s, as Slack's
+	// chat.update allows about one update a second. The end always goes
+	// out at once.
+	UpdateEvery time.Duration
 	// HTTPClient makes the Web API calls; default one with a 30s timeout.
 	HTTPClient *http.Client
 	// Redact, when set, blanks secrets in the copy of a request the
@@ -136,6 +141,7 @@ type cached struct {
 const (
 	defaultWorkers      = 8
 	defaultWorkingAfter = 2 * time.Second
+	defaultUpdateEvery  = time.Second
 	// queuePerWorker sizes the queue: enough to ride out a burst while
 	// the workers catch up, small enough that a backlog shows.
 	queuePerWorker = 64
@@ -154,6 +160,9 @@ func New(cfg Config) (*App, error) {
 	}
 	if cfg.WorkingAfter == 0 {
 		cfg.WorkingAfter = defaultWorkingAfter
+	}
+	if cfg.UpdateEvery <= 0 {
+		cfg.UpdateEvery = defaultUpdateEvery
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
