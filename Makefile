@@ -76,9 +76,9 @@ bench: deno build
 		$(GO) test -run '^$$' -bench 'Provision|Deploy' -benchtime 30x ./k8s
 	@echo
 	KUBETEST_CACHE="$(KUBETEST_CACHE)" hack/kubetest/with-cluster.sh \
-		$(GO) test -run '^$$' -bench 'ServeAck' -benchtime 1x ./cmd/kraken
+		$(GO) test -run '^$$' -bench 'ServeAck|Failover' -benchtime 1x ./cmd/kraken
 	@echo
-	$(GO) test -run '^$$' -bench 'TenThousand|WebhookToRun' -benchtime 1x ./bot/schedule ./bot/hooks
+	$(GO) test -run '^$$' -bench 'TenThousand|WebhookToRun|SharedState' -benchtime 1x ./bot/schedule ./bot/hooks
 	@echo
 	vgw=$$(hack/tools/versitygw.sh) && KRAKEN_VERSITYGW=$$vgw \
 		$(GO) test -run '^$$' -bench 'Exoskeleton' -benchtime 3x ./cmd/kraken

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/kraken-ops/kraken/k8s"
 	"github.com/kraken-ops/kraken/k8s/k8stest/botenv"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 )
 
@@ -257,27 +259,65 @@ func TestLeadKeepLease(t *testing.T) {
 	b.stop(t)
 }
 
-// TestChartReplicas: with persistence the chart runs one pod that owns
-// the bbolt file; without, several that elect a leader. Either way each
-// pod names itself in the lease and outlives its shutdown grace.
+// TestChartReplicas: one replica with persistence is a Deployment on the
+// chart's claim; several with persistence a StatefulSet, each pod with a
+// claim of its own; without persistence a Deployment of emptyDirs. Every
+// way the pods name themselves in the lease, outlive their shutdown
+// grace, and share the schedules' ConfigMap.
 func TestChartReplicas(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		persistence bool
-		replicas    int32
+		replicas    int
+		kind        string
 	}{
-		{"persistence", true, 1},
-		{"no persistence", false, 2},
+		{"persistence, one replica", true, 1, "Deployment"},
+		{"persistence, three replicas", true, 3, "StatefulSet"},
+		{"no persistence", false, 2, "Deployment"},
 	} {
-		objs := renderChart(t, "kraken", "kraken-system", map[string]any{"persistence": map[string]any{"enabled": tc.persistence}})
-		dep := findObject[appsv1.Deployment](t, objs, "Deployment", "kraken")
-		if dep.Spec.Replicas == nil || *dep.Spec.Replicas != tc.replicas {
-			t.Errorf("%s: replicas %v, want %d", tc.name, dep.Spec.Replicas, tc.replicas)
+		objs := renderChart(t, "kraken", "kraken-system", map[string]any{
+			"persistence": map[string]any{"enabled": tc.persistence, "storageClassName": "fast"}, "replicaCount": tc.replicas})
+		var replicas *int32
+		var pod corev1.PodSpec
+		switch tc.kind {
+		case "Deployment":
+			dep := findObject[appsv1.Deployment](t, objs, "Deployment", "kraken")
+			replicas, pod = dep.Spec.Replicas, dep.Spec.Template.Spec
+			if tc.persistence != (dep.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType) {
+				t.Errorf("%s: strategy %q", tc.name, dep.Spec.Strategy.Type)
+			}
+		case "StatefulSet":
+			sts := findObject[appsv1.StatefulSet](t, objs, "StatefulSet", "kraken")
+			replicas, pod = sts.Spec.Replicas, sts.Spec.Template.Spec
+			if len(sts.Spec.VolumeClaimTemplates) != 1 {
+				t.Fatalf("%s: %d volume claim templates, want one", tc.name, len(sts.Spec.VolumeClaimTemplates))
+			}
+			vct := sts.Spec.VolumeClaimTemplates[0]
+			if vct.Name != "data" || vct.Spec.Resources.Requests.Storage().String() != "1Gi" || vct.Spec.StorageClassName == nil || *vct.Spec.StorageClassName != "fast" ||
+				!slices.Equal(vct.Spec.AccessModes, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}) {
+				t.Errorf("%s: the claim template is %+v, want data, 1Gi, ReadWriteOnce, class fast", tc.name, vct)
+			}
+			if sts.Spec.ServiceName != "kraken" || sts.Spec.PodManagementPolicy != appsv1.ParallelPodManagement {
+				t.Errorf("%s: serviceName %q, podManagementPolicy %q", tc.name, sts.Spec.ServiceName, sts.Spec.PodManagementPolicy)
+			}
+			for _, v := range pod.Volumes {
+				if v.Name == "data" {
+					t.Errorf("%s: the pod has its own data volume %+v besides the claim template's", tc.name, v)
+				}
+			}
+			for _, o := range objs {
+				if o.GetKind() == "PersistentVolumeClaim" || o.GetKind() == "Deployment" {
+					t.Errorf("%s: the chart renders %s %s too: each replica's claim comes from the StatefulSet", tc.name, o.GetKind(), o.GetName())
+				}
+			}
 		}
-		if tc.persistence != (dep.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType) {
-			t.Errorf("%s: strategy %q", tc.name, dep.Spec.Strategy.Type)
+		if replicas == nil || int(*replicas) != tc.replicas {
+			t.Errorf("%s: replicas %v, want %d", tc.name, replicas, tc.replicas)
 		}
-		pod := dep.Spec.Template.Spec
+		mounted := slices.ContainsFunc(pod.Containers[0].VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "data" && m.MountPath == "/data" })
+		if !mounted {
+			t.Errorf("%s: the data volume is not mounted at /data", tc.name)
+		}
 		var podName, grace string
 		for _, e := range pod.Containers[0].Env {
 			switch e.Name {
@@ -296,5 +336,21 @@ func TestChartReplicas(t *testing.T) {
 		if err != nil || pod.TerminationGracePeriodSeconds == nil || time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second < d+5*time.Second {
 			t.Errorf("%s: KRAKEN_SHUTDOWN_GRACE %q, terminationGracePeriodSeconds %v: the pod must outlive the grace by a few seconds", tc.name, grace, pod.TerminationGracePeriodSeconds)
 		}
+		if cm := findObject[corev1.ConfigMap](t, objs, "ConfigMap", k8s.ScheduleStateConfigMap); len(cm.Data)+len(cm.BinaryData) != 0 {
+			t.Errorf("%s: the schedules' ConfigMap carries data, which an upgrade would write over the bot's", tc.name)
+		}
+	}
+}
+
+// TestChartReplicasRefuseOneClaim: several replicas cannot share an
+// existing claim (one bbolt file); the chart says so rather than render
+// pods that wait on each other's lock.
+func TestChartReplicasRefuseOneClaim(t *testing.T) {
+	_, err := renderChartError(t, "kraken", "kraken-system", map[string]any{"replicaCount": 3, "persistence": map[string]any{"existingClaim": "mine"}})
+	if err == nil || !strings.Contains(err.Error(), "existingClaim") {
+		t.Errorf("replicaCount 3 with an existing claim: %v, want the chart to refuse, naming existingClaim", err)
+	}
+	if _, err := renderChartError(t, "kraken", "kraken-system", map[string]any{"replicaCount": 1, "persistence": map[string]any{"existingClaim": "mine"}}); err != nil {
+		t.Errorf("one replica on an existing claim: %v", err)
 	}
 }

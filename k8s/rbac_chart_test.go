@@ -181,12 +181,12 @@ func TestChartHardening(t *testing.T) {
 			t.Errorf("the chart renders Secret %s; it must only reference existing ones", o.GetName())
 		}
 	}
-	if objs := renderChart(t, "kraken", "kraken-system", map[string]any{"persistence": map[string]any{"enabled": false}, "networkPolicy": map[string]any{"enabled": false}, "rbac": map[string]any{"create": false}}); len(objs) != 3 {
+	if objs := renderChart(t, "kraken", "kraken-system", map[string]any{"persistence": map[string]any{"enabled": false}, "networkPolicy": map[string]any{"enabled": false}, "rbac": map[string]any{"create": false}}); len(objs) != 4 {
 		var kinds []string
 		for _, o := range objs {
 			kinds = append(kinds, o.GetKind())
 		}
-		t.Errorf("with persistence, network policy and RBAC off the chart renders %v, want Deployment, Service and ServiceAccount", kinds)
+		t.Errorf("with persistence, network policy and RBAC off the chart renders %v, want Deployment, Service, ServiceAccount and the schedules' ConfigMap", kinds)
 	}
 }
 
@@ -220,6 +220,15 @@ func TestChartInstallsOnTheAPIServer(t *testing.T) {
 			"apiServer":   map[string]any{"cidrs": []any{"10.0.0.1/32"}},
 		},
 	})
+	// Several replicas with persistence: the StatefulSet, with its claims.
+	for _, o := range renderChart(t, k8stest.UniqueName("kraken"), ns, map[string]any{"replicaCount": 3}) {
+		if o.GetKind() == "StatefulSet" {
+			objs = append(objs, o)
+		}
+	}
+	if !slices.ContainsFunc(objs, func(o renderedObject) bool { return o.GetKind() == "StatefulSet" }) {
+		t.Error("replicaCount 3 rendered no StatefulSet")
+	}
 	raw, err := os.ReadFile("../deploy/gvisor/runtimeclass.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -328,6 +337,17 @@ func toUnstructured(t *testing.T, obj runtime.Object) *unstructured.Unstructured
 // this subset keeps it checkable here.
 func renderChart(t *testing.T, release, namespace string, overrides map[string]any) []renderedObject {
 	t.Helper()
+	objs, err := renderChartError(t, release, namespace, overrides)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+// renderChartError is renderChart, returning the error of a template
+// that fails (Helm's fail, required).
+func renderChartError(t *testing.T, release, namespace string, overrides map[string]any) ([]renderedObject, error) {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(chartDir, "values.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -378,7 +398,7 @@ func renderChart(t *testing.T, release, namespace string, overrides map[string]a
 		}
 		var out bytes.Buffer
 		if err := root.ExecuteTemplate(&out, name, data); err != nil {
-			t.Fatalf("render %s: %v", name, err)
+			return nil, fmt.Errorf("render %s: %w", name, err)
 		}
 		if strings.Contains(out.String(), "<no value>") {
 			t.Fatalf("%s prints a value that is not set (a typo in a values path?):\n%s", name, out.String())
@@ -401,7 +421,7 @@ func renderChart(t *testing.T, release, namespace string, overrides map[string]a
 			objs = append(objs, renderedObject{&u, name})
 		}
 	}
-	return objs
+	return objs, nil
 }
 
 func mergeValues(dst, src map[string]any) {
@@ -434,6 +454,21 @@ func helmFuncs(root *template.Template) template.FuncMap {
 				return d
 			}
 			return given[0]
+		},
+		"fail": func(msg string) (string, error) { return "", fmt.Errorf("%s", msg) },
+		// sprig's int: values.yaml numbers are float64, --set ones int64.
+		"int": func(v any) (int, error) {
+			switch n := v.(type) {
+			case nil:
+				return 0, nil
+			case int:
+				return n, nil
+			case int64:
+				return int(n), nil
+			case float64:
+				return int(n), nil
+			}
+			return 0, fmt.Errorf("int of %T", v)
 		},
 		"required": func(msg string, v any) (any, error) {
 			if v == nil || v == "" {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -99,7 +100,7 @@ var testLease = k8s.LeaderConfig{LeaseDuration: 3 * time.Second, RenewDeadline: 
 // sharing the bot's namespace (and so its leader lease) and the fake
 // Slack with the others.
 type replica struct {
-	t        *testing.T
+	t        testing.TB
 	name     string
 	slackURL string
 	adminURL string
@@ -110,7 +111,7 @@ type replica struct {
 	leading chan time.Time
 }
 
-func startReplica(t *testing.T, bot *botenv.Env, srv *slacktest.Server, name string, hooks func(*haHooks)) *replica {
+func startReplica(t testing.TB, bot *botenv.Env, srv *slacktest.Server, name string, hooks func(*haHooks)) *replica {
 	t.Helper()
 	r := &replica{t: t, name: name, done: make(chan error, 1), out: &syncBuffer{}, leading: make(chan time.Time, 8)}
 	s := serveSettings{
@@ -650,4 +651,56 @@ func mustKube(t *testing.T, bot *botenv.Env) *k8s.Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// BenchmarkFailover measures, on the real control plane, how long the
+// bot goes without a leader: after the leader's SIGTERM (it releases the
+// lease) and after its death (the lease must expire), from the stop to
+// the next replica starting its leader loops, with the lease the tests
+// use (3s, renew 2s, retry 0.5s; the bot's defaults are 15s, 10s, 2s,
+// and a death takes about the lease duration). Replicas are full
+// in-process `kraken serve`s, as in TestServeReplicas. It measures three
+// of each, whatever b.N: run it with -benchtime=1x.
+func BenchmarkFailover(b *testing.B) {
+	bot := botenv.Install(b)
+	srv := slacktest.New(b, slacktest.WithWaitTimeout(time.Minute))
+	n := 0
+	start := func(dies bool) *replica {
+		n++
+		name := fmt.Sprintf("r%d", n)
+		return startReplica(b, bot, srv, name, func(h *haHooks) {
+			h.leader = func(c *k8s.LeaderConfig) {
+				*c = testLease
+				c.Identity, c.KeepLease = name, dies
+			}
+		})
+	}
+	const rounds = 3
+	for range b.N {
+		var clean, death []time.Duration
+		// Replicas alternate: one that stops cleanly, one that dies.
+		leader := start(false)
+		leader.leads(30 * time.Second) // the bot's Role may take a moment to apply
+		for i := range 2 * rounds {
+			dies := i%2 == 0 // the next replica dies when its turn comes
+			next := start(dies)
+			time.Sleep(2 * testLease.RetryPeriod)
+			stopped := time.Now()
+			leader.stop()
+			took := next.leads(2 * testLease.LeaseDuration).Sub(stopped)
+			if dies { // the leader just stopped releases the lease
+				clean = append(clean, took)
+			} else {
+				death = append(death, took)
+			}
+			leader = next
+		}
+		leader.stop()
+		slices.Sort(clean)
+		slices.Sort(death)
+		b.ReportMetric(float64(clean[len(clean)/2].Milliseconds()), "clean-stop-ms")
+		b.ReportMetric(float64(clean[len(clean)-1].Milliseconds()), "clean-stop-max-ms")
+		b.ReportMetric(float64(death[len(death)/2].Milliseconds()), "leader-death-ms")
+		b.ReportMetric(float64(death[len(death)-1].Milliseconds()), "leader-death-max-ms")
+	}
 }
