@@ -285,8 +285,9 @@ func (e *e2e) command(user slacktest.User, text string, socket bool) string {
 			// the answer.
 			// A run's message says it runs, then is updated in place.
 			// A picture the bot shares is a message of its own, with no text.
+			// A run's output goes in its message's thread.
 			text := strings.TrimSpace(m.AllText())
-			if !seen[m.TS] && m.BotID != "" && text != "" && !strings.Contains(text, "Thinking…") && !strings.Contains(text, "Running *") {
+			if !seen[m.TS] && m.BotID != "" && text != "" && !strings.Contains(text, "Thinking…") && !strings.Contains(text, "Running *") && (m.ThreadTS == "" || m.ThreadTS == m.TS) {
 				answer = m.AllText()
 				return true
 			}
