@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kraken-ops/kraken/bot/command"
+	"github.com/kraken-ops/kraken/bot/slack"
 	"github.com/kraken-ops/kraken/bot/slacktest"
 )
 
@@ -147,4 +148,51 @@ func TestPrivateRunGetsItsEnd(t *testing.T) {
 	if n := len(w.srv.Calls("chat.postMessage")) + len(w.srv.Calls("chat.update")); n != 0 {
 		t.Errorf("%d channel messages for a private run", n)
 	}
+}
+
+// TestRunOfARealTentacle: the whole bot runs a tentacle that retries;
+// its status message shows the steps as they end, then the result, with
+// the output in its thread.
+func TestRunOfARealTentacle(t *testing.T) {
+	k := newKrakenWith(t, testLogger(t), func(c *slack.Config) { c.UpdateEvery = 50 * time.Millisecond })
+	k.provision(t)
+	k.command(slacktest.SlashCommand{Text: "deploy flaky-retry", UserID: k.alice.ID, ChannelID: k.ops.ID})
+	card := k.lastMessage(t, k.ops.ID, contains("Ready to deploy *flaky-retry*"))
+	k.click(slacktest.BlockAction{UserID: k.alice.ID, ChannelID: k.ops.ID, MessageTS: card.TS, Value: buttonValue(t, card, "Deploy"), Text: "Deploy"})
+	k.lastMessage(t, k.ops.ID, func(m slacktest.Message) bool { return m.TS == card.TS && len(m.Versions) == 1 })
+
+	k.command(slacktest.SlashCommand{Text: "run flaky-retry", UserID: k.bob.ID, ChannelID: k.ops.ID})
+	status := k.lastMessage(t, k.ops.ID, contains("Running *flaky-retry*…"))
+	end := k.lastMessage(t, k.ops.ID, func(m slacktest.Message) bool { return m.TS == status.TS && strings.Contains(m.Text, "succeeded") })
+	if !strings.HasPrefix(end.Text, "*flaky-retry* succeeded in ") || strings.Contains(end.AllText(), "• report") || strings.Contains(string(end.Blocks), "Cancel") {
+		t.Errorf("the end: %s", end.AllText())
+	}
+	// The retries took 300 ms: with an update every 50 ms, some showed.
+	retried := false
+	for _, v := range end.Versions[1:] {
+		if !strings.HasPrefix(v.Text, "Running *flaky-retry*… ") || !strings.Contains(string(v.Blocks), "Cancel") {
+			t.Errorf("a progress update: %q", v.Text)
+		}
+		retried = retried || strings.Contains(v.Text, "flaky … (try ")
+	}
+	if len(end.Versions) < 2 || !retried {
+		t.Errorf("the progress shown: %q", versionTexts(end))
+	}
+	thread := ""
+	for _, m := range k.srv.Messages(k.ops.ID) {
+		if m.ThreadTS == status.TS && m.TS != status.TS {
+			thread += m.AllText()
+		}
+	}
+	if !strings.Contains(thread, "• report: ") || !strings.Contains(thread, "after 2 retries") {
+		t.Errorf("the thread: %q", thread)
+	}
+}
+
+func versionTexts(m slacktest.Message) []string {
+	out := make([]string, len(m.Versions))
+	for i, v := range m.Versions {
+		out[i] = v.Text
+	}
+	return out
 }

@@ -42,6 +42,13 @@ func newKraken(t *testing.T) *kraken {
 // newKrakenLogging is newKraken with every part logging to log.
 func newKrakenLogging(t *testing.T, log *slog.Logger) *kraken {
 	t.Helper()
+	return newKrakenWith(t, log, nil)
+}
+
+// newKrakenWith is newKrakenLogging with a chance to change the App's
+// configuration.
+func newKrakenWith(t *testing.T, log *slog.Logger, change func(*slack.Config)) *kraken {
+	t.Helper()
 	w := newWorkspace(t)
 	db, _ := tempStore(t)
 	rt, err := dev.Open(context.Background(), dev.Options{Dir: t.TempDir(), Logger: log})
@@ -52,6 +59,9 @@ func newKrakenLogging(t *testing.T, log *slog.Logger) *kraken {
 	// The registry needs the App for its channels.
 	cfg := newConfig(t, w.srv, db, nil)
 	cfg.Logger = log
+	if change != nil {
+		change(&cfg)
+	}
 	b := wireBot(t, w.srv, cfg, func(app *slack.App) {
 		reg, err := command.New(command.Config{
 			Enclaves: rt.Enclaves(), Tentacles: rt.Tentacles(), Store: db,
