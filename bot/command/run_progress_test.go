@@ -124,6 +124,14 @@ func TestRunCancelledMidway(t *testing.T) {
 		if cancelled || !strings.Contains(p.Text, "1 of 2 steps done: first ✓, wait …") {
 			return
 		}
+		// The run's record has the progress too, a second later at most.
+		deadline := time.Now().Add(10 * time.Second)
+		for list := ""; !strings.Contains(list, "running for ") || !strings.Contains(list, ", 1 step done"); list = f.ok(member, "runs slow").Text {
+			if time.Now().After(deadline) {
+				t.Fatalf("runs while it runs: %q", list)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		cancelled = true
 		c := f.reg.Click(ctx, command.Click{Actor: member, Channel: general, Value: p.Buttons[0].Value})
 		if !strings.Contains(c.Text, "Cancelling the run of *slow*") {

@@ -63,6 +63,13 @@ func runLine(rec runs.Record, now time.Time) string {
 		what = "succeeded, " + rec.Summary
 	case runs.Running:
 		what = fmt.Sprintf("running for %s", rec.Duration(now).Round(time.Second))
+		switch done := stepsDone(rec); done {
+		case 0:
+		case 1:
+			what += ", 1 step done"
+		default:
+			what += fmt.Sprintf(", %d steps done", done)
+		}
 	case runs.Failed, runs.Interrupted, runs.Cancelled:
 		if rec.Error != "" {
 			what += ": " + escape(rec.Error)
@@ -73,6 +80,18 @@ func runLine(rec runs.Record, now time.Time) string {
 		}
 	}
 	return fmt.Sprintf("• %s %s (%s) `%s`", rec.Started.UTC().Format("2 Jan 15:04:05"), what, who, rec.ID)
+}
+
+// stepsDone counts the steps of a run that succeeded so far, as its
+// record has them (written about once a second while it runs).
+func stepsDone(rec runs.Record) int {
+	n := 0
+	for _, node := range rec.Nodes {
+		if node.State == runs.Succeeded {
+			n++
+		}
+	}
+	return n
 }
 
 // triggerWords says what started a run.
