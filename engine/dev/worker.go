@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -135,7 +136,7 @@ func (r *Runtime) start(w *worker, dir, secrets string, logs *ring) {
 		// The runtime's context, not a caller's: a run that gives up
 		// must not stop the start others wait for. Close cancels it.
 		w.local, err = engine.OpenLocal(r.ctx, wf, engine.LocalOptions{
-			Deno: r.deno, MountedSecrets: secrets, MemoryMB: r.memoryMB, Logger: log,
+			Deno: r.deno, MountedSecrets: secrets, ServicesPath: servicesPath(filepath.Dir(dir)), MemoryMB: r.memoryMB, Logger: log,
 		})
 	}
 	if err != nil {
