@@ -10,7 +10,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/kraken-ops/kraken/enclave"
-	"github.com/kraken-ops/kraken/store"
 )
 
 // defaultCodeLifetime bounds a sign-in whose provider did not say how
@@ -128,7 +127,7 @@ func (s *Service) await(ctx context.Context, p *oidc.Provider, oc *oauth2.Config
 		}
 	}
 	now := s.cfg.Now()
-	l := link{
+	l := Link{
 		TeamID: who.TeamID, UserID: who.UserID,
 		Issuer: idt.Issuer, Subject: idt.Subject, Email: email,
 		Since: now, Until: idt.Expiry,
@@ -137,37 +136,17 @@ func (s *Service) await(ctx context.Context, p *oidc.Provider, oc *oauth2.Config
 	m := s.lock(k)
 	m.Lock()
 	defer m.Unlock()
-	// The secret goes first: a link whose secret is missing only expires
-	// early, while a stale secret under a new link would refresh someone
-	// else's session.
-	if err := s.keep(ctx, k, tok.RefreshToken); err != nil {
-		s.log.Error("login: refresh token not kept; nothing linked", "team", who.TeamID, "user", who.UserID, "err", err)
-		return Result{Err: fmt.Errorf("keep the sign-in: %w", err)}
-	}
-	if err := s.links.Put(context.WithoutCancel(ctx), k, l); err != nil {
-		s.log.Error("login: link not stored", "team", who.TeamID, "user", who.UserID, "err", err)
+	// A new sign-in replaces whatever was there, a claim on refreshing
+	// the old one included: that refresh's outcome is then dropped.
+	rec := Record{Link: l, Secret: Secret{RefreshToken: tok.RefreshToken}}
+	err = s.links.Update(context.WithoutCancel(ctx), k, func(Record, bool) (Record, bool, error) { return rec, true, nil })
+	if err != nil {
+		s.log.Error("login: sign-in not kept; nothing linked", "team", who.TeamID, "user", who.UserID, "err", err)
 		return Result{Err: fmt.Errorf("keep the sign-in: %w", err)}
 	}
 	s.log.Info("login: signed in", "team", who.TeamID, "user", who.UserID, "issuer", l.Issuer, "subject", l.Subject,
 		"until", l.Until.UTC().Format(time.RFC3339), "refreshable", tok.RefreshToken != "")
 	return Result{Identity: l.identity()}
-}
-
-// keep seals a person's refresh token, or forgets an old one when the
-// provider gave none. A store with no keyring cannot seal: the token is
-// then not kept at all (never in the clear), and the link lasts as long
-// as its ID token.
-func (s *Service) keep(ctx context.Context, k, refresh string) error {
-	ctx = context.WithoutCancel(ctx)
-	if refresh == "" {
-		return s.vault.Delete(ctx, k)
-	}
-	err := s.vault.Put(ctx, k, Secret{RefreshToken: refresh})
-	if errors.Is(err, store.ErrNoKeyring) {
-		s.log.Warn("login: the store has no key, so refresh tokens are not kept; people sign in again when their ID token expires")
-		return nil
-	}
-	return err
 }
 
 // pollError says why polling ended: replaced (or the bot stopping), the

@@ -12,7 +12,8 @@
 //
 // A link vouches for the person while its ID token (or the last refresh)
 // is valid. After that the bot refreshes it with the refresh token, which
-// is kept sealed at rest (store.SealedBucket); when the refresh fails
+// is kept sealed at rest (Links: the store by default, or a place the
+// replicas share); when the refresh fails
 // because the provider no longer honours it, the link is marked expired
 // and the person must sign in again. No token is ever logged, shown or put
 // in an error.
@@ -20,6 +21,7 @@ package login
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -133,9 +135,13 @@ type Config struct {
 	ClientSecret string
 	// Scopes asked for; default DefaultScopes. "openid" is always added.
 	Scopes []string
-	// Store keeps the links (issuer, subject, email, validity). Required.
+	// Links keeps the sign-ins; replicas serving the same people share
+	// one. Default NewStoreLinks(Store, Vault).
+	Links Links
+	// Store keeps the links (issuer, subject, email, validity) when Links
+	// is nil; one of the two is required.
 	Store *store.DB
-	// Vault keeps the refresh tokens; default
+	// Vault keeps the refresh tokens when Links is nil; default
 	// store.NewSealedBucket[Secret](Store, "login_secrets"), which needs
 	// the store opened with a keyring.
 	Vault Vault
@@ -150,8 +156,9 @@ type Config struct {
 	DiscoveryRetry time.Duration
 }
 
-// link is what the store keeps of a person's sign-in; no token.
-type link struct {
+// Link is a person's sign-in as it is kept: who they are at the
+// provider and how long that vouches for them; no token.
+type Link struct {
 	TeamID    string    `json:"team_id"`
 	UserID    string    `json:"user_id"`
 	Issuer    string    `json:"issuer"`
@@ -164,7 +171,7 @@ type link struct {
 	Refreshes int       `json:"refreshes,omitempty"`
 }
 
-func (l link) identity() Identity {
+func (l Link) identity() Identity {
 	return Identity{Issuer: l.Issuer, Subject: l.Subject, Email: l.Email, Since: l.Since, Until: l.Until}
 }
 
@@ -174,8 +181,9 @@ type Service struct {
 	cfg    Config
 	log    *slog.Logger
 	client *http.Client
-	links  *store.Bucket[link]
-	vault  Vault
+	links  Links
+	// id names this Service in the claims of the refreshes it makes.
+	id string
 
 	// base is the parent of every background poll; Close cancels it.
 	base  context.Context
@@ -201,8 +209,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, errors.New("login: Config.Issuer is required")
 	case cfg.ClientID == "":
 		return nil, errors.New("login: Config.ClientID is required")
-	case cfg.Store == nil:
-		return nil, errors.New("login: Config.Store is required")
+	case cfg.Store == nil && cfg.Links == nil:
+		return nil, errors.New("login: Config.Store is required (or Config.Links)")
 	}
 	if u, err := url.Parse(cfg.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("login: issuer %q is not an http(s) URL", cfg.Issuer)
@@ -224,14 +232,14 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s := &Service{
 		cfg: cfg, log: cfg.Logger, client: cfg.HTTPClient,
-		links: store.NewBucket[link](cfg.Store, linksBucket), vault: cfg.Vault,
+		links: cfg.Links, id: rand.Text(),
 		waiting: map[string]*waiting{}, locks: map[string]*sync.Mutex{},
 	}
 	if s.client == nil {
 		s.client = &http.Client{Timeout: defaultHTTPTimeout}
 	}
-	if s.vault == nil {
-		s.vault = store.NewSealedBucket[Secret](cfg.Store, secretsBucket)
+	if s.links == nil {
+		s.links = NewStoreLinks(cfg.Store, cfg.Vault, cfg.Logger)
 	}
 	s.base, s.close = context.WithCancel(context.Background())
 	s.disc.Lock()
@@ -336,9 +344,9 @@ type claims struct {
 	Email string `json:"email"`
 }
 
-// lock serialises one person's refreshes, so that two requests at once do
-// not both spend a rotating refresh token (the second would be refused
-// and sign the person out).
+// lock serialises one person's refreshes in this process, so that two
+// requests at once do not both claim them; the claim in the record
+// (Record.Refreshing) does the same across replicas.
 func (s *Service) lock(k string) *sync.Mutex {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -126,6 +126,14 @@ func (p *Provider) RefreshTokens() int {
 	return p.store.refreshTokens()
 }
 
+// Refreshes is how many refresh grants the provider has honoured: each
+// spends one refresh token and rotates it.
+func (p *Provider) Refreshes() int {
+	p.store.mu.Lock()
+	defer p.store.mu.Unlock()
+	return p.store.refreshes
+}
+
 // store is the example storage with our client and the misdirection.
 type store struct {
 	*storage.Storage
@@ -136,9 +144,10 @@ type store struct {
 	// the OP copies made under dev, and approve and deny under dev.
 	dev sync.Mutex
 
-	mu       sync.Mutex
-	audience string
-	live     map[string]bool
+	mu        sync.Mutex
+	audience  string
+	live      map[string]bool
+	refreshes int
 }
 
 func (s *store) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
@@ -185,6 +194,9 @@ func (s *store) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRe
 		}
 		delete(s.live, current)
 		s.live[refresh] = true
+		if current != "" {
+			s.refreshes++
+		}
 		s.mu.Unlock()
 	}
 	return id, refresh, exp, err
