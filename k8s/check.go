@@ -59,7 +59,10 @@ type Access struct {
 	// Name, when set, limits the grant to the object of that name
 	// (resourceNames in the chart).
 	Name string
-	Why  string
+	// OnlyIdentitiesSecret limits the grant to the Secret named
+	// Config.IdentitiesSecret (resourceNames in the chart).
+	OnlyIdentitiesSecret bool
+	Why                  string
 }
 
 // RequiredAccess is every permission the bot needs, for the cluster check
@@ -80,9 +83,10 @@ type Access struct {
 // creates what does not exist yet, which the API server authorizes as
 // create too: hence create and patch together. The bot writes only with
 // apply, create, JSON patch and delete, never with PUT, so no rule grants
-// update but two, both in the bot's own namespace and written with the
+// update but three, all in the bot's own namespace and written with the
 // resourceVersion read, so that two writers conflict: client-go's leader
-// election's Lease, and the schedules' shared state (one ConfigMap).
+// election's Lease, the schedules' shared state (one ConfigMap), and the
+// sign-ins (one Secret).
 var RequiredAccess = []Access{
 	// get: Provision (before the enclave's RoleBinding exists, and of
 	// namespaces that are not enclaves), Get, Update, every tentacle
@@ -166,6 +170,10 @@ var RequiredAccess = []Access{
 	// the resourceVersion read: compare-and-swap). The chart creates it.
 	{Resource: "configmaps", Verbs: []string{"get", "update"}, Scope: InBotNamespace, Name: ScheduleStateConfigMap,
 		Why: "the schedules' pauses, failure counts and marks, shared by the replicas"},
+	// Identities: get (Get, and each Update), update (Update, with the
+	// resourceVersion read: compare-and-swap). The chart creates it.
+	{Resource: "secrets", Verbs: []string{"get", "update"}, Scope: InBotNamespace, OnlyIdentitiesSecret: true,
+		Why: "people's sign-ins (sealed), shared by the replicas"},
 }
 
 // CheckStatus is one line's outcome.
@@ -392,6 +400,10 @@ func (c *Client) checkAccess(ctx context.Context, a *Access, sample, who string)
 	if a.Name != "" {
 		attrs.Name = a.Name
 		res += " " + a.Name
+	}
+	if a.OnlyIdentitiesSecret {
+		attrs.Name = c.cfg.IdentitiesSecret
+		res += " " + c.cfg.IdentitiesSecret
 	}
 	var missing []string
 	for _, verb := range a.Verbs {

@@ -55,6 +55,10 @@ type Config struct {
 	// EnclaveRole is the ClusterRole a RoleBinding grants the bot in each
 	// enclave namespace; the chart installs it.
 	EnclaveRole string
+	// IdentitiesSecret is the Secret in BotNamespace that holds people's
+	// sign-ins (Identities); the chart creates it. Default
+	// DefaultIdentitiesSecret.
+	IdentitiesSecret string
 	// DefaultQuota applies where an enclave sets nothing.
 	DefaultQuota enclave.Quota
 	// RunTransport carries POST /run to tentacle Services; nil means
@@ -101,6 +105,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.EnclaveRole == "" {
 		cfg.EnclaveRole = "kraken-enclave"
+	}
+	if cfg.IdentitiesSecret == "" {
+		cfg.IdentitiesSecret = DefaultIdentitiesSecret
 	}
 	if cfg.RunTimeout <= 0 {
 		cfg.RunTimeout = 5 * time.Minute

@@ -45,6 +45,10 @@ type RBACOptions struct {
 // namespace: Config.EnclaveRole must name it.
 func (o RBACOptions) EnclaveRole() string { return o.Name + "-enclave" }
 
+// IdentitiesSecret is the Secret of people's sign-ins the bot may read
+// and update in its namespace: Config.IdentitiesSecret must name it.
+func (o RBACOptions) IdentitiesSecret() string { return o.Name + "-identities" }
+
 // PolicyName names the ValidatingAdmissionPolicy and its binding.
 func (o RBACOptions) PolicyName() string { return o.Name + "-enclaves" }
 
@@ -67,6 +71,9 @@ func rulesFor(scope AccessScope, o RBACOptions) []rbacv1.PolicyRule {
 		}
 		if a.Name != "" {
 			r.ResourceNames = []string{a.Name}
+		}
+		if a.OnlyIdentitiesSecret {
+			r.ResourceNames = []string{o.IdentitiesSecret()}
 		}
 		rules = append(rules, r)
 	}
@@ -114,7 +121,8 @@ func BotRBAC(o RBACOptions) []runtime.Object {
 		},
 	}
 	// The bot's own namespace gets a Role only when it needs something
-	// there: the leader election's Lease, the schedules' shared state.
+	// there: the leader election's Lease, the schedules' shared state,
+	// the sign-ins.
 	if rules := rulesFor(InBotNamespace, o); len(rules) > 0 {
 		objs = append(objs,
 			&rbacv1.Role{TypeMeta: rbacType("Role"), ObjectMeta: meta(o.Name, o.Namespace), Rules: rules},

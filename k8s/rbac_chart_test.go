@@ -174,19 +174,30 @@ func TestChartHardening(t *testing.T) {
 			}
 		}
 	}
-	// Secrets are referenced, never carried: nothing the chart renders
-	// may be a Secret.
+	// Secrets are referenced, never carried: the one Secret the chart
+	// renders is the sign-ins' (the bot may not create it), empty, and
+	// kept when the release goes, so that no upgrade or uninstall signs
+	// everyone out.
 	for _, o := range objs {
-		if o.GetKind() == "Secret" {
+		if o.GetKind() != "Secret" {
+			continue
+		}
+		if o.GetName() != "kraken-identities" {
 			t.Errorf("the chart renders Secret %s; it must only reference existing ones", o.GetName())
 		}
+		if o.Object["data"] != nil || o.Object["stringData"] != nil {
+			t.Errorf("the chart renders Secret %s with data", o.GetName())
+		}
+		if o.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+			t.Errorf("the chart's Secret %s is not kept by Helm (helm.sh/resource-policy: keep)", o.GetName())
+		}
 	}
-	if objs := renderChart(t, "kraken", "kraken-system", map[string]any{"persistence": map[string]any{"enabled": false}, "networkPolicy": map[string]any{"enabled": false}, "rbac": map[string]any{"create": false}}); len(objs) != 4 {
+	if objs := renderChart(t, "kraken", "kraken-system", map[string]any{"persistence": map[string]any{"enabled": false}, "networkPolicy": map[string]any{"enabled": false}, "rbac": map[string]any{"create": false}}); len(objs) != 5 {
 		var kinds []string
 		for _, o := range objs {
 			kinds = append(kinds, o.GetKind())
 		}
-		t.Errorf("with persistence, network policy and RBAC off the chart renders %v, want Deployment, Service, ServiceAccount and the schedules' ConfigMap", kinds)
+		t.Errorf("with persistence, network policy and RBAC off the chart renders %v, want Deployment, Service, ServiceAccount, the schedules' ConfigMap and the sign-ins' Secret", kinds)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kraken-ops/kraken/bot/login"
 	"github.com/kraken-ops/kraken/enclave"
 	"github.com/kraken-ops/kraken/k8s"
 	"github.com/kraken-ops/kraken/k8s/k8stest"
@@ -74,6 +75,7 @@ func newBotClient(t *testing.T, e *botEnv, tweak func(*k8s.Config)) *k8s.Client 
 		BotNamespace:      e.opts.Namespace,
 		BotServiceAccount: e.opts.ServiceAccount,
 		EnclaveRole:       e.opts.EnclaveRole(),
+		IdentitiesSecret:  e.opts.IdentitiesSecret(),
 		Image:             "ghcr.io/kraken-ops/kraken:test",
 		Logger:            slog.New(slog.NewTextHandler(t.Output(), nil)),
 	}
@@ -114,6 +116,7 @@ func TestBotRBACLeastPrivilege(t *testing.T) {
 	botNamespace := map[string][]string{
 		"coordination.k8s.io/leases": {"get", "create", "update"},
 		"configmaps":                 {"get", "update"},
+		"secrets":                    {"get", "update"},
 	}
 	// Never, even inside an enclave: these reach beyond it (tokens for
 	// other identities, a shell in pods, the node, RBAC itself).
@@ -157,6 +160,9 @@ func TestBotRBACLeastPrivilege(t *testing.T) {
 								}
 								if key == "configmaps" && !slices.Equal(rule.ResourceNames, []string{k8s.ScheduleStateConfigMap}) {
 									t.Errorf("the bot's own Role grants %s on configmaps %v; only on %s", verb, rule.ResourceNames, k8s.ScheduleStateConfigMap)
+								}
+								if key == "secrets" && !slices.Equal(rule.ResourceNames, []string{o.IdentitiesSecret()}) {
+									t.Errorf("the bot's own Role grants %s on secrets %v; only on %s", verb, rule.ResourceNames, o.IdentitiesSecret())
 								}
 								continue
 							}
@@ -348,6 +354,16 @@ func TestBotOperationsUnderChartRBAC(t *testing.T) {
 	_, err = state.Load(ctx)
 	step("ScheduleState.Load", err)
 	step("ScheduleState.Update", state.Update(ctx, func(cur []byte) ([]byte, error) { return append(cur, 'x'), nil }))
+
+	// The sign-ins, in its own namespace: read one (get), and change one
+	// with compare-and-swap (get, update).
+	ids, err := c.Identities(testKeyring(t))
+	step("Identities", err)
+	step("Identities.Update", ids.Update(ctx, "T1/UALEX", func(login.Record, bool) (login.Record, bool, error) {
+		return login.Record{Link: login.Link{Subject: "alex"}}, true, nil
+	}))
+	_, _, err = ids.Get(ctx, "T1/UALEX")
+	step("Identities.Get", err)
 
 	step("Deprovision", c.Deprovision(ctx, name, p))
 	if _, err := c.Get(ctx, name); !errors.Is(err, enclave.ErrNotFound) {
@@ -544,6 +560,34 @@ func TestBotRefusedOutsideItsEnclaves(t *testing.T) {
 	refused("update a ConfigMap of the state's name in another namespace", err)
 	_, err = bot.CoreV1().ConfigMaps(own).Get(ctx, k8s.ScheduleStateConfigMap, metav1.GetOptions{})
 	allowed("get the schedules' state", err)
+
+	// Secrets in its own namespace other than the sign-ins' (its
+	// ServiceAccount's tokens live there), that one's name elsewhere, and
+	// making, listing, patching or removing it.
+	idSecret := e.opts.IdentitiesSecret()
+	if _, err := admin.CoreV1().Secrets(own).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "other"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CoreV1().Secrets(other).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: idSecret}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = bot.CoreV1().Secrets(own).Get(ctx, "other", metav1.GetOptions{})
+	refused("get another Secret in the bot's own namespace", err)
+	_, err = bot.CoreV1().Secrets(own).Update(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "other"}}, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+	refused("update another Secret in the bot's own namespace", err)
+	_, err = bot.CoreV1().Secrets(own).List(ctx, metav1.ListOptions{})
+	refused("list Secrets in the bot's own namespace", err)
+	_, err = bot.CoreV1().Secrets(own).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "kraken-new"}}, dry)
+	refused("create a Secret in the bot's own namespace", err)
+	refused("delete the sign-ins' Secret", bot.CoreV1().Secrets(own).Delete(ctx, idSecret, dryDelete))
+	_, err = bot.CoreV1().Secrets(own).Patch(ctx, idSecret, types.MergePatchType, []byte(`{"data":{"x":"eQ=="}}`), dryPatch)
+	refused("patch the sign-ins' Secret (only get and update, with compare-and-swap)", err)
+	_, err = bot.CoreV1().Secrets(other).Get(ctx, idSecret, metav1.GetOptions{})
+	refused("get a Secret of the sign-ins' name in another namespace", err)
+	_, err = bot.CoreV1().Secrets(other).Update(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: idSecret}}, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+	refused("update a Secret of the sign-ins' name in another namespace", err)
+	_, err = bot.CoreV1().Secrets(own).Get(ctx, idSecret, metav1.GetOptions{})
+	allowed("get the sign-ins' Secret", err)
 
 	// Its own guard.
 	refused("delete the admission policy", bot.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, e.opts.PolicyName(), dryDelete))

@@ -39,6 +39,7 @@ func (e *Env) Config(t testing.TB) k8s.Config {
 		BotNamespace:      e.Options.Namespace,
 		BotServiceAccount: e.Options.ServiceAccount,
 		EnclaveRole:       e.Options.EnclaveRole(),
+		IdentitiesSecret:  e.Options.IdentitiesSecret(),
 		Image:             "ghcr.io/kraken-ops/kraken:test",
 		Logger:            slog.New(slog.NewTextHandler(t.Output(), nil)),
 	}
@@ -71,6 +72,11 @@ func Install(t testing.TB) *Env {
 	// The chart creates the schedules' shared state; the bot may not.
 	state := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: k8s.ScheduleStateConfigMap}}
 	if _, err := admin.CoreV1().ConfigMaps(ns).Create(ctx, state, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// And the sign-ins' Secret, empty.
+	ids := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: e.Options.IdentitiesSecret()}}
+	if _, err := admin.CoreV1().Secrets(ns).Create(ctx, ids, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	e.Rest = TokenConfig(t, admin, ns, e.Options.ServiceAccount)
