@@ -74,7 +74,7 @@ func runDev(ctx context.Context, e env, stdin io.Reader, args []string) error {
 	} else {
 		fmt.Fprintf(e.stderr, "kraken: no examples in %s (--examples DIR); `!upload` a tentacle folder to deploy it.\n", *examples)
 	}
-	ids, stopLogin, err := startLogin(ctx, e.getenv, db, log)
+	ids, stopLogin, err := startLogin(ctx, e.getenv, db, nil, log)
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}

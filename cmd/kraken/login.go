@@ -9,6 +9,7 @@ import (
 
 	"github.com/kraken-ops/kraken/bot/command"
 	"github.com/kraken-ops/kraken/bot/login"
+	"github.com/kraken-ops/kraken/k8s"
 	"github.com/kraken-ops/kraken/store"
 )
 
@@ -39,10 +40,26 @@ func loginSettingsFrom(getenv func(string) string) (cfg login.Config, on bool, e
 	return cfg, true, nil
 }
 
-// startLogin makes the sign-in service over db, or returns nil
-// Identities when sign-in is not configured (the registry then says so).
-// stop ends the sign-ins still waiting.
-func startLogin(ctx context.Context, getenv func(string) string, db *store.DB, log *slog.Logger) (ids command.Identities, stop func(), err error) {
+// identitiesSecret names the Secret of people's sign-ins that the
+// replicas share: KRAKEN_IDENTITIES_SECRET, else the chart's name for it,
+// "<fullname>-identities", with the full name taken from the enclave
+// role the chart names "<fullname>-enclave" (KRAKEN_ENCLAVE_ROLE), else
+// k8s.DefaultIdentitiesSecret.
+func identitiesSecret(getenv func(string) string) string {
+	if name := strings.TrimSpace(getenv("KRAKEN_IDENTITIES_SECRET")); name != "" {
+		return name
+	}
+	if full, ok := strings.CutSuffix(strings.TrimSpace(getenv("KRAKEN_ENCLAVE_ROLE")), "-enclave"); ok && full != "" {
+		return full + "-identities"
+	}
+	return k8s.DefaultIdentitiesSecret
+}
+
+// startLogin makes the sign-in service, or returns nil Identities when
+// sign-in is not configured (the registry then says so). Sign-ins live in
+// links, which replicas share (serve: the cluster), or in db when links
+// is nil (dev: one process). stop ends the sign-ins still waiting.
+func startLogin(ctx context.Context, getenv func(string) string, db *store.DB, links login.Links, log *slog.Logger) (ids command.Identities, stop func(), err error) {
 	cfg, on, err := loginSettingsFrom(getenv)
 	if err != nil {
 		return nil, func() {}, fmt.Errorf("sign-in: %w", err)
@@ -51,11 +68,11 @@ func startLogin(ctx context.Context, getenv func(string) string, db *store.DB, l
 		log.Info("sign-in is not set up: /kraken login says so, and enclaves requiring it refuse changes (KRAKEN_LOGIN_ISSUER, KRAKEN_LOGIN_CLIENT_ID)")
 		return nil, func() {}, nil
 	}
-	cfg.Store, cfg.Logger = db, log
+	cfg.Store, cfg.Links, cfg.Logger = db, links, log
 	svc, err := login.New(ctx, cfg)
 	if err != nil {
 		return nil, func() {}, fmt.Errorf("sign-in: %w", err)
 	}
-	log.Info("sign-in is set up", "issuer", cfg.Issuer, "client_id", cfg.ClientID, "confidential", cfg.ClientSecret != "")
+	log.Info("sign-in is set up", "issuer", cfg.Issuer, "client_id", cfg.ClientID, "confidential", cfg.ClientSecret != "", "shared", links != nil)
 	return svc, func() { svc.Close() }, nil
 }

@@ -55,13 +55,13 @@ func TestStartLogin(t *testing.T) {
 	}
 	defer db.Close()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ids, stop, err := startLogin(context.Background(), func(string) string { return "" }, db, log)
+	ids, stop, err := startLogin(context.Background(), func(string) string { return "" }, db, nil, log)
 	if err != nil || ids != nil {
 		t.Fatalf("sign-in off: %v %v", ids, err)
 	}
 	stop()
 	env := map[string]string{"KRAKEN_LOGIN_ISSUER": op.Issuer, "KRAKEN_LOGIN_CLIENT_ID": op.ClientID, "KRAKEN_LOGIN_CLIENT_SECRET": op.ClientSecret}
-	ids, stop, err = startLogin(context.Background(), func(k string) string { return env[k] }, db, log)
+	ids, stop, err = startLogin(context.Background(), func(k string) string { return env[k] }, db, nil, log)
 	if err != nil || ids == nil {
 		t.Fatalf("sign-in on: %v %v", ids, err)
 	}
@@ -69,5 +69,25 @@ func TestStartLogin(t *testing.T) {
 	p, err := ids.Start(context.Background(), enclave.Principal{TeamID: "T1", UserID: "UALEX"})
 	if err != nil || p.UserCode == "" {
 		t.Fatalf("a sign-in through the wiring: %+v %v", p, err)
+	}
+}
+
+func TestIdentitiesSecret(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"named", map[string]string{"KRAKEN_IDENTITIES_SECRET": "ids", "KRAKEN_ENCLAVE_ROLE": "prod-kraken-enclave"}, "ids"},
+		{"from the chart's enclave role", map[string]string{"KRAKEN_ENCLAVE_ROLE": "prod-kraken-enclave"}, "prod-kraken-identities"},
+		{"an enclave role not the chart's", map[string]string{"KRAKEN_ENCLAVE_ROLE": "bot-role"}, "kraken-identities"},
+		{"nothing set", nil, "kraken-identities"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := identitiesSecret(func(k string) string { return tt.env[k] }); got != tt.want {
+				t.Errorf("identitiesSecret = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -62,6 +62,7 @@ func serveSettingsFrom(getenv func(string) string) (serveSettings, error) {
 			BotNamespace:      getenv("KRAKEN_NAMESPACE"),
 			BotServiceAccount: getenv("KRAKEN_SERVICE_ACCOUNT"),
 			EnclaveRole:       getenv("KRAKEN_ENCLAVE_ROLE"),
+			IdentitiesSecret:  identitiesSecret(getenv),
 			RuntimeClass:      getenv("KRAKEN_RUNTIME_CLASS"),
 		},
 		kubeconfig: getenv("KUBECONFIG"),
@@ -263,7 +264,12 @@ func serve(ctx context.Context, e env, s serveSettings, h serveHooks) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	ids, stopLogin, err := startLogin(ctx, e.getenv, db, log)
+	// Every replica serves Slack: sign-ins live in the cluster.
+	signIns, err := kube.Identities(s.storeKeys)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	ids, stopLogin, err := startLogin(ctx, e.getenv, db, signIns, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
