@@ -57,6 +57,10 @@ type Space struct {
 	Secret string `json:"secret"`
 	// Token is the NATS user JWT; empty elsewhere.
 	Token string `json:"token,omitempty"`
+	// Subject and Inbox are NATS's: the subjects the user may use
+	// ("kraken.payments.>") and the inbox prefix its requests must set.
+	Subject string `json:"subject,omitempty"`
+	Inbox   string `json:"inboxPrefix,omitempty"`
 
 	// Network is what the tentacle's NetworkPolicy opens for this space.
 	Network []Network `json:"-"`

@@ -180,7 +180,7 @@ contract:
     const d = ctx.dependency(name);
     const conn = await Deno.connect({ hostname: d.host, port: d.port });
     conn.close();
-    out[name] = { reached: true, database: d.database, schema: d.schema, bucket: d.bucket, prefix: d.prefix, credentials: !!d.user && !!d.secret };
+    out[name] = { reached: true, database: d.database, schema: d.schema, bucket: d.bucket, prefix: d.prefix, inbox: d.inboxPrefix, credentials: !!d.user && !!d.secret };
   }
   return out;
 }`,
@@ -230,6 +230,9 @@ contract:
 		"Deprovisioning enclave local destroys, for good:", "1 tentacle, with its run history: notes",
 		"Reaches the enclave's database (dependency tentacular-postgres)",
 	)
+	if !strings.Contains(o, "inbox "+prefix+".local._INBOX") {
+		t.Errorf("the NATS dependency lacks its inbox prefix:\n%s", o)
+	}
 	if strings.Count(o, "reached yes") != 3 {
 		t.Errorf("the node did not reach all three services:\n%s", o)
 	}

@@ -307,10 +307,12 @@ func (b *Backend) Grant(_ context.Context, enc, tentacle string) (enclave.Space,
 		Port:     b.port,
 		TLS:      b.tls,
 		Prefix:   b.Prefix(enc),
+		Subject:  b.Prefix(enc) + ".>",
 		User:     u.pub,
 		Secret:   u.seed,
 		Token:    u.jwt,
 		Network:  slices.Clone(b.network),
+		Inbox:    b.Prefix(enc) + "." + InboxToken,
 	}, nil
 }
 

@@ -20,6 +20,14 @@ export interface Dependency {
   container?: string;
   authType?: string;
   secret?: string;
+  // The enclave's services (tentacular-postgres, -rustfs, -nats) add:
+  schema?: string; // postgres: the tentacle's own schema, its search_path
+  bucket?: string; // s3
+  region?: string; // s3 (use path-style addressing)
+  prefix?: string; // s3: the tentacle's key prefix; nats: the enclave's subject prefix
+  token?: string; // nats: the user JWT (secret is its nkey seed)
+  inboxPrefix?: string; // nats: set as the client's inbox prefix for request-reply
+  tls?: boolean;
   [key: string]: unknown;
 }
 
