@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -55,11 +57,28 @@ var (
 // tokens, about 800 with 1 KB ones. Past that, a sign-in fails with
 // ErrIdentitiesFull, the person is told, and nothing already kept is
 // lost.
+//
+// Reads come from the last copy of the Secret this replica read or wrote
+// while it is younger than identitiesFresh: a request then pays no API
+// call, and a logout through another replica takes effect here within
+// that time (a sign-in, at once: a person missing from the copy is
+// looked up afresh). Writes always read the Secret afresh.
 type Identities struct {
 	c     *Client
 	ring  *store.Keyring
 	where string
+
+	mu   sync.Mutex
+	last map[string][]byte // the Secret's data as last seen; never changed in place
+	at   time.Time         // when it was seen
 }
+
+// identitiesFresh is how long a read of the Secret answers Get: short
+// enough that a logout on one replica is one on all within a moment,
+// long enough that a burst of requests costs one read of the Secret
+// (about 10 ms and 1 MB of allocations with 500 people in it, against
+// 5 µs from the copy; measured by BenchmarkIdentitiesCurrent).
+const identitiesFresh = time.Second
 
 var _ login.Links = (*Identities)(nil)
 
@@ -101,11 +120,19 @@ func (s *Identities) Get(ctx context.Context, key string) (login.Record, bool, e
 	if err != nil {
 		return login.Record{}, false, err
 	}
-	sec, err := s.c.cs.CoreV1().Secrets(s.c.cfg.BotNamespace).Get(ctx, s.c.cfg.IdentitiesSecret, metav1.GetOptions{})
+	data, err := s.data(ctx, false)
 	if err != nil {
-		return login.Record{}, false, s.error("read", err)
+		return login.Record{}, false, err
 	}
-	sealed, ok := sec.Data[dk]
+	sealed, ok := data[dk]
+	if !ok {
+		// Someone who just signed in through another replica is signed
+		// in here at once: only a logout waits for the copy to age.
+		if data, err = s.data(ctx, true); err != nil {
+			return login.Record{}, false, err
+		}
+		sealed, ok = data[dk]
+	}
 	if !ok {
 		return login.Record{}, false, nil
 	}
@@ -133,6 +160,7 @@ func (s *Identities) Update(ctx context.Context, key string, change func(login.R
 		if err != nil {
 			return s.error("read", err)
 		}
+		s.seen(maps.Clone(sec.Data))
 		var cur login.Record
 		sealed, ok := sec.Data[dk]
 		if ok {
@@ -168,7 +196,7 @@ func (s *Identities) Update(ctx context.Context, key string, change func(login.R
 		}
 		// sec carries the resourceVersion read above: the API server
 		// refuses the write with 409 if anyone wrote in between.
-		_, err = secrets.Update(ctx, sec, metav1.UpdateOptions{FieldManager: FieldManager})
+		wrote, err := secrets.Update(ctx, sec, metav1.UpdateOptions{FieldManager: FieldManager})
 		if apierrors.IsConflict(err) {
 			// Replicas that collided would collide again at once.
 			time.Sleep(rand.N(time.Duration(try+1) * 10 * time.Millisecond))
@@ -177,10 +205,39 @@ func (s *Identities) Update(ctx context.Context, key string, change func(login.R
 		if err != nil {
 			return s.error("write", err)
 		}
+		s.seen(wrote.Data)
 		return nil
 	}
 	return fmt.Errorf("k8s: the sign-ins' Secret %s/%s changed under %d writes in a row; is something else writing it?",
 		s.c.cfg.BotNamespace, s.c.cfg.IdentitiesSecret, identitiesMaxConflicts)
+}
+
+// data is the Secret's data, read again when the last read is stale or
+// afresh is set.
+func (s *Identities) data(ctx context.Context, afresh bool) (map[string][]byte, error) {
+	s.mu.Lock()
+	last, at := s.last, s.at
+	s.mu.Unlock()
+	if !afresh && last != nil && time.Since(at) < identitiesFresh {
+		return last, nil
+	}
+	sec, err := s.c.cs.CoreV1().Secrets(s.c.cfg.BotNamespace).Get(ctx, s.c.cfg.IdentitiesSecret, metav1.GetOptions{})
+	if err != nil {
+		return nil, s.error("read", err)
+	}
+	s.seen(sec.Data)
+	return sec.Data, nil
+}
+
+// seen keeps data as the latest copy of the Secret; data must not be
+// changed afterwards.
+func (s *Identities) seen(data map[string][]byte) {
+	if data == nil {
+		data = map[string][]byte{}
+	}
+	s.mu.Lock()
+	s.last, s.at = data, time.Now()
+	s.mu.Unlock()
 }
 
 // open unseals and decodes one person's record.

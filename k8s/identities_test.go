@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kraken-ops/kraken/bot/login"
@@ -168,8 +169,15 @@ func TestIdentitiesShared(t *testing.T) {
 	if _, err := b.Logout(ctx, alex); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Current(ctx, alex); !errors.Is(err, login.ErrNotSignedIn) {
-		t.Errorf("A after logout on B: %v, want ErrNotSignedIn", err)
+	// A may answer from its copy of the Secret for up to a second.
+	for deadline := time.Now().Add(1500 * time.Millisecond); ; time.Sleep(50 * time.Millisecond) {
+		_, err := a.Current(ctx, alex)
+		if errors.Is(err, login.ErrNotSignedIn) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("A 1.5s after logout on B: %v, want ErrNotSignedIn", err)
+		}
 	}
 	if n := op.RefreshTokens(); n != 0 {
 		t.Errorf("after logout the provider holds %d refresh tokens, want 0", n)
@@ -282,4 +290,50 @@ func TestIdentitiesUpdate(t *testing.T) {
 	if _, err := c.Identities(nil); !errors.Is(err, store.ErrNoKeyring) {
 		t.Errorf("no keyring: %v, want ErrNoKeyring", err)
 	}
+}
+
+// BenchmarkIdentitiesCurrent is what a request pays to know its person
+// is signed in when the sign-ins live in the cluster, with 500 people in
+// the Secret: from this replica's fresh copy (an unsealing), and when the
+// Secret must be read (someone not in the copy).
+func BenchmarkIdentitiesCurrent(b *testing.B) {
+	ctx := context.Background()
+	admin := k8stest.Clientset(b)
+	ns := k8stest.Namespace(b, "kraken-ids-bench")
+	if _, err := admin.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: k8s.DefaultIdentitiesSecret}}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	rc := k8stest.Config(b)
+	rc.QPS, rc.Burst = 10000, 10000 // the API server, not the client's limiter
+	c, err := k8s.New(k8s.Config{Rest: rc, BotNamespace: ns})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids, err := c.Identities(testKeyring(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := login.Record{
+		Link:   login.Link{Issuer: "https://id.example.com", Subject: "248289761001", Email: "someone@example.com", Since: time.Now(), Until: time.Now().Add(time.Hour)},
+		Secret: login.Secret{RefreshToken: strings.Repeat("r", 64)},
+	}
+	for i := range 500 {
+		if err := ids.Update(ctx, fmt.Sprintf("T1/U%d", i), func(login.Record, bool) (login.Record, bool, error) { return rec, true, nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("copy", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok, err := ids.Get(ctx, "T1/U250"); !ok || err != nil {
+				b.Fatal(ok, err)
+			}
+		}
+	})
+	b.Run("read", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok, err := ids.Get(ctx, "T1/UNOBODY"); ok || err != nil {
+				b.Fatal(ok, err)
+			}
+		}
+	})
 }
