@@ -37,6 +37,7 @@ func TestEnclaveLifecycleWithTheBotsOwnRights(t *testing.T) {
 	}
 	bot := newEnclaveClient(t, rc, func(c *Config) {
 		c.BotNamespace, c.BotServiceAccount, c.EnclaveRole = botNS, o.ServiceAccount, o.EnclaveRole()
+		c.IdentitiesSecret = o.IdentitiesSecret()
 	})
 	// RBAC takes effect when the authorizer's cache has the bindings, and
 	// the admission policy when the API server's has the policy and its

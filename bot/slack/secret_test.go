@@ -186,6 +186,12 @@ func TestSecretForm(t *testing.T) {
 		code int
 		body string
 	}
+	// The command that opened the form is done (marked so right after
+	// its answer went out), so what waits below is the submission alone.
+	eventually(t, "the command done", func() bool {
+		p, err := db.PendingEvents(context.Background())
+		return err == nil && len(p) == 0
+	})
 	answered := make(chan answer, 1)
 	go func() {
 		code, body := b.send("/slack/interactions", w.srv.ViewSubmission(submission(modal, w.alice.ID, theSecret)).Body(), time.Now())
