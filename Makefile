@@ -78,7 +78,8 @@ bench: deno build
 	KUBETEST_CACHE="$(KUBETEST_CACHE)" hack/kubetest/with-cluster.sh \
 		$(GO) test -run '^$$' -bench 'ServeAck|Failover' -benchtime 1x ./cmd/kraken
 	@echo
-	$(GO) test -run '^$$' -bench 'TenThousand|WebhookToRun|SharedState' -benchtime 1x ./bot/schedule ./bot/hooks
+	$(GO) test -run '^$$' -bench 'TenThousand|SharedState' -benchtime 1x ./bot/schedule
+	$(GO) test -run '^$$' -bench 'WebhookToRun' -benchtime 2000x ./bot/hooks
 	@echo
 	vgw=$$(hack/tools/versitygw.sh) && KRAKEN_VERSITYGW=$$vgw \
 		$(GO) test -run '^$$' -bench 'Exoskeleton' -benchtime 3x ./cmd/kraken
