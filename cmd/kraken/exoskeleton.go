@@ -244,20 +244,21 @@ func hostPort(v string) (string, int, error) {
 // given. With none set, tentacles get no services, as in a cluster
 // without them.
 func devExoskeleton(ctx context.Context, getenv func(string) string, data string, log *slog.Logger) (*exoskeleton, error) {
-	s, problems := exoSettingsFrom(getenv)
-	if getenv(exoKeyVar) == "" && getenv(exoKeyVar+"_FILE") == "" {
-		if s, problems = exoServicesFrom(getenv); s.configured() {
-			path := filepath.Join(data, devExoskeletonKeyFile)
-			key, made, err := loadOrMakeKey(path)
-			if err != nil {
-				return nil, err
-			}
-			if made {
-				log.Warn("generated the key enclave service credentials are derived from, for development only: a real deployment sets "+exoKeyVar, "file", path)
-			}
-			if err := s.setKey(key); err != nil {
-				problems = append(problems, err.Error())
-			}
+	var s exoSettings
+	var problems []string
+	if getenv(exoKeyVar) != "" || getenv(exoKeyVar+"_FILE") != "" {
+		s, problems = exoSettingsFrom(getenv)
+	} else if s, problems = exoServicesFrom(getenv); s.configured() {
+		path := filepath.Join(data, devExoskeletonKeyFile)
+		key, made, err := loadOrMakeKey(path)
+		if err != nil {
+			return nil, err
+		}
+		if made {
+			log.Warn("generated the key enclave service credentials are derived from, for development only: a real deployment sets "+exoKeyVar, "file", path)
+		}
+		if err := s.setKey(key); err != nil {
+			problems = append(problems, err.Error())
 		}
 	}
 	if len(problems) > 0 {
