@@ -150,6 +150,11 @@ type Scheduler struct {
 	enclaves map[string]bool
 	listed   bool      // a scan listed the enclaves
 	mark     time.Time // fires due up to mark were handled
+	// written is this leader's view as it last wrote it, and the
+	// document that write left: a flush finding both unchanged has
+	// nothing to fold in, which keeps an idle leader idle.
+	written    *sharedState
+	writtenDoc []byte
 }
 
 // entry is one cron trigger of one deployed tentacle.

@@ -263,6 +263,7 @@ func (s *Scheduler) load(ctx context.Context) error {
 	defer s.mu.Unlock()
 	s.states = states
 	s.mark = time.Time{}
+	s.written, s.writtenDoc = nil, nil
 	// Next fires computed in an earlier term are stale: another replica
 	// fired since. The first scan queues every trigger from now.
 	s.entries, s.queue = map[string]*entry{}, s.queue[:0]
@@ -322,7 +323,17 @@ func (s *Scheduler) flush(ctx context.Context) error {
 		}
 	}
 	enclaves, listed := maps.Clone(s.enclaves), s.listed
+	unchanged := s.written != nil && sameState(*s.written, mine)
+	writtenDoc := s.writtenDoc
 	s.mu.Unlock()
+
+	// Nothing changed here, and the document is still the one this
+	// leader wrote (no resume from another replica): nothing to do.
+	if unchanged {
+		if cur, err := s.cfg.Shared.Load(ctx); err == nil && bytes.Equal(cur, writtenDoc) {
+			return nil
+		}
+	}
 
 	// What no scan found is forgotten once its enclave was read
 	// completely, or is gone; a passing read error forgets nothing.
@@ -332,13 +343,21 @@ func (s *Scheduler) flush(ctx context.Context) error {
 		return listed && !known[key] && (complete || !present)
 	}
 	var merged sharedState
+	var doc []byte
 	err := s.cfg.Shared.Update(ctx, func(cur []byte) ([]byte, error) {
 		stored, err := decodeState(cur)
 		if err != nil {
 			return nil, err
 		}
 		merged = mergeState(stored, mine, gone)
-		return encodeState(merged)
+		if doc, err = encodeState(merged); err != nil {
+			return nil, err
+		}
+		// Unchanged, the stored bytes stay (and nothing is written).
+		if cur != nil && bytes.Equal(doc, cur) {
+			return cur, nil
+		}
+		return doc, nil
 	})
 	if err != nil {
 		return fmt.Errorf("schedule: write the shared state: %w", err)
@@ -346,6 +365,7 @@ func (s *Scheduler) flush(ctx context.Context) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.written, s.writtenDoc = &mine, doc
 	now := s.cfg.Now()
 	for tk, r := range merged.resumes {
 		if r.n <= s.states.resumes[tk].n {
@@ -366,6 +386,15 @@ func (s *Scheduler) flush(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// sameState reports whether two views hold the same triggers and resumes.
+func sameState(a, b sharedState) bool {
+	return maps.EqualFunc(a.triggers, b.triggers, func(x, y triggerState) bool {
+		return x.last.Equal(y.last) && x.failures == y.failures && x.reason == y.reason
+	}) && maps.EqualFunc(a.resumes, b.resumes, func(x, y resumeState) bool {
+		return x.n == y.n && x.by == y.by && x.at.Equal(y.at)
+	})
 }
 
 // clearPauses clears the pauses and counts of a tentacle's triggers and

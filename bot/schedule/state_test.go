@@ -245,3 +245,53 @@ func TestRunFlushesOnLeaving(t *testing.T) {
 		t.Errorf("Run on an unreadable state: %v, want ErrStateUnreadable", err)
 	}
 }
+
+// countingShared counts the writes asked of a Shared.
+type countingShared struct {
+	Shared
+	updates int
+}
+
+func (c *countingShared) Update(ctx context.Context, change func([]byte) ([]byte, error)) error {
+	c.updates++
+	return c.Shared.Update(ctx, change)
+}
+
+// TestIdleFlushWritesNothing: a leader whose view has not changed, and
+// whose document nobody else changed, neither merges nor writes; a
+// resume made on another replica is still picked up.
+func TestIdleFlushWritesNothing(t *testing.T) {
+	w := newWorld(t)
+	w.tents.deploy("payments", "sync", t0, `{type: cron, name: tick, schedule: "* * * * *"}`)
+	w.scan(t)
+	counted := &countingShared{Shared: w.s.cfg.Shared}
+	w.s.cfg.Shared = counted
+	follower := w.newScheduler(t)
+	for i := range 3 {
+		w.at(t, t0.Add(time.Duration(i+1)*time.Minute))
+		w.runner.end(i, runs.Failed)
+	}
+	if err := w.s.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := w.s.flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if counted.updates != 1 {
+		t.Fatalf("%d writes for one change, want 1", counted.updates)
+	}
+	if err := follower.Resume(t.Context(), "payments", "sync", "U-bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.s.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if counted.updates != 2 {
+		t.Errorf("the document changed elsewhere, yet the flush did not fold it in (%d writes)", counted.updates)
+	}
+	if st := w.s.Status("payments", "sync"); st[0].Paused != "" || st[0].ResumedBy != "U-bob" {
+		t.Errorf("after the flush the leader has %+v, want resumed by U-bob", st)
+	}
+}
