@@ -215,14 +215,18 @@ func (x *Exoskeleton) Grant(ctx context.Context, enclave, tentacle string, wants
 	return out, nil
 }
 
-// Revoke takes a tentacle's credentials away on every service; its data
-// stays. Every service is tried; the errors are joined.
-func (x *Exoskeleton) Revoke(ctx context.Context, enclave, tentacle string) error {
+// Revoke takes a tentacle's credentials away on the services of the
+// kinds given, or on every service when none is given; its data stays.
+// Every service is tried; the errors are joined.
+func (x *Exoskeleton) Revoke(ctx context.Context, enclave, tentacle string, kinds ...Kind) error {
 	if x == nil {
 		return nil
 	}
 	var errs []error
 	for _, b := range x.backends {
+		if len(kinds) > 0 && !slices.Contains(kinds, b.Kind()) {
+			continue
+		}
 		if err := b.Revoke(ctx, enclave, tentacle); err != nil {
 			errs = append(errs, &ServiceError{Kind: b.Kind(), Op: "revoke", Err: err})
 		}

@@ -361,12 +361,14 @@ func (r *Registry) undeploy(ctx context.Context, c *call) Reply {
 	if !c.deployed {
 		return notDeployed(c)
 	}
-	usedServices := r.usedServices(ctx, c.enc.Name, c.args[0])
+	// Unknown counts as used: revoking what was never granted does no
+	// harm.
+	kinds, known := r.deployedServices(ctx, c.enc.Name, c.args[0])
 	if err := r.tentacles.Undeploy(ctx, c.enc.Name, c.args[0], c.prov); err != nil {
 		return failed(explain("undeploy "+c.args[0], err))
 	}
 	kept := ""
-	if usedServices {
+	if r.cfg.Exoskeleton != nil && (!known || len(kinds) > 0) {
 		// Its data stays with the enclave; its credentials go.
 		if err := r.cfg.Exoskeleton.Revoke(ctx, c.enc.Name, c.args[0]); err != nil {
 			r.log.Warn("service credentials of an undeployed tentacle not revoked", "enclave", c.enc.Name, "tentacle", c.args[0], "err", err)
@@ -381,22 +383,48 @@ func (r *Registry) undeploy(ctx context.Context, c *call) Reply {
 	return Reply{Text: fmt.Sprintf("Tentacle %s was undeployed from enclave %s.%s", c.args[0], c.enc.Name, kept)}
 }
 
-// usedServices reports whether the deployed revision of a tentacle asks
-// for rooms on the enclave's services. Unknown counts as yes: revoking
-// what was never granted does no harm.
-func (r *Registry) usedServices(ctx context.Context, enc, name string) bool {
+// deployedServices lists the services the deployed revision of a
+// tentacle has rooms on; ok is false when that can't be told (not
+// deployed, files unreadable).
+func (r *Registry) deployedServices(ctx context.Context, enc, name string) (kinds []enclave.Kind, ok bool) {
 	if r.cfg.Exoskeleton == nil {
-		return false
+		return nil, true
 	}
 	files, err := r.tentacles.Files(ctx, enc, name, 0)
 	if err != nil {
-		return true
+		return nil, false
 	}
 	b, err := tentacle.BundleFromFiles(files, nil)
 	if err != nil {
-		return true
+		return nil, false
 	}
-	return len(b.Workflow.Services()) > 0
+	for _, k := range b.Workflow.Services() {
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+	}
+	return kinds, true
+}
+
+// revokeDropped takes back the rooms on services a tentacle's new
+// revision no longer asks for; its data there stays.
+func (r *Registry) revokeDropped(ctx context.Context, enc, name string, before []enclave.Kind, now map[string]enclave.Kind) {
+	still := map[enclave.Kind]bool{}
+	for _, k := range now {
+		still[k] = true
+	}
+	var dropped []enclave.Kind
+	for _, k := range before {
+		if !still[k] {
+			dropped = append(dropped, k)
+		}
+	}
+	if len(dropped) == 0 {
+		return
+	}
+	if err := r.cfg.Exoskeleton.Revoke(ctx, enc, name, dropped...); err != nil {
+		r.log.Warn("service credentials a tentacle no longer uses not revoked", "enclave", enc, "tentacle", name, "err", err)
+	}
 }
 
 func (r *Registry) rollback(ctx context.Context, c *call) Reply {
@@ -616,7 +644,9 @@ func (r *Registry) deploy(ctx context.Context, c *call) Reply {
 	}
 	// The rooms on the enclave's services come first: a deploy that
 	// cannot have them is refused before anything changes.
-	if wants := b.Workflow.Services(); len(wants) > 0 {
+	before, known := r.deployedServices(ctx, c.enc.Name, name)
+	wants := b.Workflow.Services()
+	if len(wants) > 0 {
 		if b.Services, err = r.cfg.Exoskeleton.Grant(ctx, c.enc.Name, name, wants); err != nil {
 			r.log.Warn("deploy failed: services not granted", "enclave", c.enc.Name, "tentacle", name, "err", err)
 			return failed(explain("deploy "+name, err))
@@ -626,6 +656,9 @@ func (r *Registry) deploy(ctx context.Context, c *call) Reply {
 	if err != nil {
 		r.log.Warn("deploy failed", "enclave", c.enc.Name, "tentacle", name, "err", err)
 		return failed(explain("deploy "+name, err))
+	}
+	if known {
+		r.revokeDropped(ctx, c.enc.Name, name, before, wants)
 	}
 	return Reply{Text: fmt.Sprintf("Deployed *%s* %s as revision %d. It starts in a moment; `/kraken status %s` shows how it is doing, `/kraken run %s` runs it.%s",
 		name, rev.Version, rev.Number, name, name, warningWords(rev.Warnings))}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/kraken-ops/kraken/enclave"
 	"github.com/kraken-ops/kraken/enclave/natsuser/natstest"
 	"github.com/kraken-ops/kraken/enclave/objectstore"
@@ -246,6 +247,41 @@ contract:
 	}
 	if strings.Contains(o+stderr.String(), nsrv.AccountSeed) || strings.Contains(o, s3.RootSecretKey) {
 		t.Error("a service credential was shown")
+	}
+
+	// A revision that no longer asks for the database loses its role's
+	// login there (its data stays until the enclave goes).
+	canLogin := func() bool {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, pgURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var ok bool
+		if err := conn.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", prefix+"_local_notes").Scan(&ok); err != nil {
+			t.Fatalf("the tentacle's role: %v", err)
+		}
+		return ok
+	}
+	if !canLogin() {
+		t.Fatal("the deployed tentacle's role cannot log in")
+	}
+	v2 := strings.Replace(files["workflow.yaml"], "    tentacular-postgres:\n      protocol: postgresql\n", "", 1)
+	v2 = strings.Replace(v2, `version: "1.0"`, `version: "1.1"`, 1)
+	if err := os.WriteFile(filepath.Join(tdir, "workflow.yaml"), []byte(v2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tdir, "nodes", "check.ts"), []byte(`export default async function run() { return "no database"; }`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := runDev(ctx, env2(&out, &stderr, getenv), strings.NewReader("!upload "+tdir+"\n/kraken deploy\n!confirm\n"), []string{"--data", data, "--examples", examplesDir("")}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	wantAll(t, out.String(), "No longer reaches the enclave's database (removed dependency tentacular-postgres)", "Deployed notes 1.1 as revision 2.")
+	if canLogin() {
+		t.Error("the role of a dependency the tentacle dropped can still log in")
 	}
 
 	// Confirming destroys the enclave's data.
