@@ -149,12 +149,12 @@ func openExoskeleton(ctx context.Context, s exoSettings, log *slog.Logger) (*exo
 		backends = append(backends, pg)
 	}
 	if s.s3 != nil {
-		os, err := objectstore.New(ctx, *s.s3)
+		objects, err := objectstore.New(ctx, *s.s3)
 		if err != nil {
 			x.close()
 			return nil, fmt.Errorf("enclave object storage: %w", err)
 		}
-		backends = append(backends, os)
+		backends = append(backends, objects)
 	}
 	if s.nats != nil {
 		c := *s.nats
