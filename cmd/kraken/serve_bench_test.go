@@ -53,6 +53,7 @@ func BenchmarkServeAck(b *testing.B) {
 		"KRAKEN_IMAGE=kraken:bench", "KRAKEN_NAMESPACE=" + bot.Options.Namespace,
 		"KRAKEN_SERVICE_ACCOUNT=" + bot.Options.ServiceAccount, "KRAKEN_ENCLAVE_ROLE=" + bot.Options.EnclaveRole(),
 		"SLACK_BOT_TOKEN=" + srv.BotToken(), "SLACK_SIGNING_SECRET=" + srv.SigningSecret(), "SLACK_API_URL=" + srv.APIURL(),
+		"KRAKEN_STORE_KEY=" + keyText(1),
 		"HOME=" + dir, "PATH=" + os.Getenv("PATH"),
 	}
 	var log strings.Builder
