@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"reflect"
 	"strings"
 	"sync"
@@ -198,8 +197,9 @@ func (s *Identities) Update(ctx context.Context, key string, change func(login.R
 		// refuses the write with 409 if anyone wrote in between.
 		wrote, err := secrets.Update(ctx, sec, metav1.UpdateOptions{FieldManager: FieldManager})
 		if apierrors.IsConflict(err) {
-			// Replicas that collided would collide again at once.
-			time.Sleep(rand.N(time.Duration(try+1) * 10 * time.Millisecond))
+			if err := afterConflict(ctx, try); err != nil {
+				return err
+			}
 			continue
 		}
 		if err != nil {

@@ -50,7 +50,7 @@ func (s *ScheduleState) Load(ctx context.Context) ([]byte, error) {
 // maxConflicts bounds how often Update starts again after another
 // writer came first: writers are the leader and people resuming, so a
 // long run of conflicts means something else is writing the ConfigMap.
-const maxConflicts = 10
+const maxConflicts = 20
 
 // Update reads the document, calls change with it and writes the result
 // with the resourceVersion it read (compare-and-swap); on a conflict it
@@ -58,7 +58,7 @@ const maxConflicts = 10
 // written.
 func (s *ScheduleState) Update(ctx context.Context, change func(current []byte) ([]byte, error)) error {
 	cms := s.c.cs.CoreV1().ConfigMaps(s.c.cfg.BotNamespace)
-	for range maxConflicts {
+	for try := range maxConflicts {
 		cm, err := cms.Get(ctx, ScheduleStateConfigMap, metav1.GetOptions{})
 		if err != nil {
 			return s.error("read", err)
@@ -82,6 +82,9 @@ func (s *ScheduleState) Update(ctx context.Context, change func(current []byte) 
 		// refuses the write with 409 if anyone wrote in between.
 		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: FieldManager})
 		if apierrors.IsConflict(err) {
+			if err := afterConflict(ctx, try); err != nil {
+				return err
+			}
 			continue
 		}
 		if err != nil {
