@@ -31,25 +31,11 @@ func NewBucket[T any](db *DB, name string) *Bucket[T] {
 // read returns the bucket in a read transaction, or nil before its first
 // write.
 func (b *Bucket[T]) read(tx *bolt.Tx) (*bolt.Bucket, error) {
-	if err := notSealed(tx, b.name); err != nil {
-		return nil, err
-	}
-	records, err := bucket(tx, recordsBucket)
-	if err != nil {
-		return nil, err
-	}
-	return records.Bucket(b.name), nil
+	return nested(tx, plainKind, sealedKind, b.name, false)
 }
 
 func (b *Bucket[T]) write(tx *bolt.Tx) (*bolt.Bucket, error) {
-	if err := notSealed(tx, b.name); err != nil {
-		return nil, err
-	}
-	records, err := bucket(tx, recordsBucket)
-	if err != nil {
-		return nil, err
-	}
-	return records.CreateBucketIfNotExists(b.name)
+	return nested(tx, plainKind, sealedKind, b.name, true)
 }
 
 func checkKey(key string) error {

@@ -39,51 +39,47 @@ func NewSealedBucket[T any](db *DB, name string) *SealedBucket[T] {
 	return &SealedBucket[T]{db: db, name: []byte(name)}
 }
 
-// notSealed refuses a plain bucket whose name is a sealed one's.
-func notSealed(tx *bolt.Tx, name []byte) error {
-	if sealed := tx.Bucket(sealedBucket); sealed != nil && sealed.Bucket(name) != nil {
-		return fmt.Errorf("%w: %s holds sealed records; open it with NewSealedBucket", errBucketKind, name)
-	}
-	return nil
+// A bucket is of one kind, plain or sealed: its records live under the
+// kind's parent bucket, and its name may not be the other kind's too.
+type bucketKind struct {
+	parent []byte
+	what   string // for the error: "plain", "sealed"
+	opener string // the constructor of the kind
 }
 
-// notPlain refuses a sealed bucket whose name is a plain one's.
-func notPlain(tx *bolt.Tx, name []byte) error {
-	records, err := bucket(tx, recordsBucket)
+var (
+	plainKind  = bucketKind{recordsBucket, "plain", "NewBucket"}
+	sealedKind = bucketKind{sealedBucket, "sealed", "NewSealedBucket"}
+)
+
+// nested returns name's bucket of kind k, created when create is set and
+// otherwise nil before its first write, and refuses a name the other
+// kind holds.
+func nested(tx *bolt.Tx, k, other bucketKind, name []byte, create bool) (*bolt.Bucket, error) {
+	if o := tx.Bucket(other.parent); o != nil && o.Bucket(name) != nil {
+		return nil, fmt.Errorf("%w: %s holds %s records; open it with %s", errBucketKind, name, other.what, other.opener)
+	}
+	parent, err := bucket(tx, k.parent)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if records.Bucket(name) != nil {
-		return fmt.Errorf("%w: %s holds plain records; open it with NewBucket", errBucketKind, name)
+	if create {
+		return parent.CreateBucketIfNotExists(name)
 	}
-	return nil
+	return parent.Bucket(name), nil
 }
 
 // read returns the bucket in a read transaction, or nil before its first
 // write.
 func (b *SealedBucket[T]) read(tx *bolt.Tx) (*bolt.Bucket, error) {
-	if err := notPlain(tx, b.name); err != nil {
-		return nil, err
-	}
-	sealed, err := bucket(tx, sealedBucket)
-	if err != nil {
-		return nil, err
-	}
-	return sealed.Bucket(b.name), nil
+	return nested(tx, sealedKind, plainKind, b.name, false)
 }
 
 // write returns the bucket in a write transaction, creating it: the
 // nested bucket is also the record that this name is sealed, which Rekey
 // and plain buckets go by.
 func (b *SealedBucket[T]) write(tx *bolt.Tx) (*bolt.Bucket, error) {
-	if err := notPlain(tx, b.name); err != nil {
-		return nil, err
-	}
-	sealed, err := bucket(tx, sealedBucket)
-	if err != nil {
-		return nil, err
-	}
-	return sealed.CreateBucketIfNotExists(b.name)
+	return nested(tx, sealedKind, plainKind, b.name, true)
 }
 
 func (b *SealedBucket[T]) keyring() (*Keyring, error) {
