@@ -14,8 +14,7 @@ import (
 // and conversation memory in these. Each write is one transaction, on
 // disk when the method returns nil.
 type Bucket[T any] struct {
-	db   *DB
-	name []byte
+	shelf
 }
 
 // NewBucket returns the bucket called name, created on its first write.
@@ -25,17 +24,7 @@ func NewBucket[T any](db *DB, name string) *Bucket[T] {
 	if name == "" {
 		panic("store: NewBucket with an empty name")
 	}
-	return &Bucket[T]{db: db, name: []byte(name)}
-}
-
-// read returns the bucket in a read transaction, or nil before its first
-// write.
-func (b *Bucket[T]) read(tx *bolt.Tx) (*bolt.Bucket, error) {
-	return nested(tx, plainKind, sealedKind, b.name, false)
-}
-
-func (b *Bucket[T]) write(tx *bolt.Tx) (*bolt.Bucket, error) {
-	return nested(tx, plainKind, sealedKind, b.name, true)
+	return &Bucket[T]{shelf{db: db, kind: plainKind, other: sealedKind, name: []byte(name)}}
 }
 
 func checkKey(key string) error {
@@ -51,19 +40,9 @@ func (b *Bucket[T]) Put(ctx context.Context, key string, v T) error {
 		return fmt.Errorf("store: %s: put: %w", b.name, err)
 	}
 	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("store: %s: put %q: %w", b.name, key, err)
+	if err == nil {
+		err = b.put(ctx, key, data)
 	}
-	// Puts from many goroutines at once (a burst of scheduled runs
-	// recording their start) share one transaction and one sync; a lone
-	// Put waits at most batchDelay for company.
-	err = b.db.batched(ctx, func(tx *bolt.Tx) error {
-		bk, err := b.write(tx)
-		if err != nil {
-			return err
-		}
-		return bk.Put([]byte(key), data)
-	})
 	if err != nil {
 		return fmt.Errorf("store: %s: put %q: %w", b.name, key, err)
 	}
@@ -73,19 +52,7 @@ func (b *Bucket[T]) Put(ctx context.Context, key string, v T) error {
 // Get returns the record under key and whether there is one.
 func (b *Bucket[T]) Get(ctx context.Context, key string) (T, bool, error) {
 	var v T
-	found := false
-	err := b.db.view(ctx, func(tx *bolt.Tx) error {
-		bk, err := b.read(tx)
-		if err != nil || bk == nil {
-			return err
-		}
-		data := bk.Get([]byte(key))
-		if data == nil {
-			return nil
-		}
-		found = true
-		return json.Unmarshal(data, &v)
-	})
+	found, err := b.get(ctx, key, func(data []byte) error { return json.Unmarshal(data, &v) })
 	if err != nil {
 		var zero T
 		return zero, false, fmt.Errorf("store: %s: get %q: %w", b.name, key, err)
@@ -96,14 +63,7 @@ func (b *Bucket[T]) Get(ctx context.Context, key string) (T, bool, error) {
 // Delete removes the record under key; removing one that is not there is
 // not an error.
 func (b *Bucket[T]) Delete(ctx context.Context, key string) error {
-	err := b.db.update(ctx, func(tx *bolt.Tx) error {
-		bk, err := b.read(tx)
-		if err != nil || bk == nil {
-			return err
-		}
-		return bk.Delete([]byte(key))
-	})
-	if err != nil {
+	if err := b.delete(ctx, key); err != nil {
 		return fmt.Errorf("store: %s: delete %q: %w", b.name, key, err)
 	}
 	return nil
@@ -157,28 +117,12 @@ func (b *Bucket[T]) Update(ctx context.Context, key string, fn func(v T, exists 
 // most limit of them (all when limit <= 0).
 func (b *Bucket[T]) List(ctx context.Context, prefix string, limit int) ([]T, error) {
 	var out []T
-	err := b.db.view(ctx, func(tx *bolt.Tx) error {
-		bk, err := b.read(tx)
-		if err != nil || bk == nil {
+	err := b.list(ctx, prefix, limit, func(_, data []byte) error {
+		var v T
+		if err := json.Unmarshal(data, &v); err != nil {
 			return err
 		}
-		p := []byte(prefix)
-		c := bk.Cursor()
-		for k, data := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, data = c.Next() {
-			if limit > 0 && len(out) >= limit {
-				return nil
-			}
-			var v T
-			if err := json.Unmarshal(data, &v); err != nil {
-				return fmt.Errorf("%q: %w", k, err)
-			}
-			out = append(out, v)
-			if len(out)%1024 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-		}
+		out = append(out, v)
 		return nil
 	})
 	if err != nil {

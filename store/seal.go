@@ -26,8 +26,7 @@ var errBucketKind = errors.New("bucket kind mismatch")
 // name is one or the other: using a sealed bucket's name as a plain
 // Bucket, or the reverse, is an error.
 type SealedBucket[T any] struct {
-	db   *DB
-	name []byte
+	shelf
 }
 
 // NewSealedBucket returns the sealed bucket called name, created on its
@@ -36,50 +35,7 @@ func NewSealedBucket[T any](db *DB, name string) *SealedBucket[T] {
 	if name == "" {
 		panic("store: NewSealedBucket with an empty name")
 	}
-	return &SealedBucket[T]{db: db, name: []byte(name)}
-}
-
-// A bucket is of one kind, plain or sealed: its records live under the
-// kind's parent bucket, and its name may not be the other kind's too.
-type bucketKind struct {
-	parent []byte
-	what   string // for the error: "plain", "sealed"
-	opener string // the constructor of the kind
-}
-
-var (
-	plainKind  = bucketKind{recordsBucket, "plain", "NewBucket"}
-	sealedKind = bucketKind{sealedBucket, "sealed", "NewSealedBucket"}
-)
-
-// nested returns name's bucket of kind k, created when create is set and
-// otherwise nil before its first write, and refuses a name the other
-// kind holds.
-func nested(tx *bolt.Tx, k, other bucketKind, name []byte, create bool) (*bolt.Bucket, error) {
-	if o := tx.Bucket(other.parent); o != nil && o.Bucket(name) != nil {
-		return nil, fmt.Errorf("%w: %s holds %s records; open it with %s", errBucketKind, name, other.what, other.opener)
-	}
-	parent, err := bucket(tx, k.parent)
-	if err != nil {
-		return nil, err
-	}
-	if create {
-		return parent.CreateBucketIfNotExists(name)
-	}
-	return parent.Bucket(name), nil
-}
-
-// read returns the bucket in a read transaction, or nil before its first
-// write.
-func (b *SealedBucket[T]) read(tx *bolt.Tx) (*bolt.Bucket, error) {
-	return nested(tx, sealedKind, plainKind, b.name, false)
-}
-
-// write returns the bucket in a write transaction, creating it: the
-// nested bucket is also the record that this name is sealed, which Rekey
-// and plain buckets go by.
-func (b *SealedBucket[T]) write(tx *bolt.Tx) (*bolt.Bucket, error) {
-	return nested(tx, sealedKind, plainKind, b.name, true)
+	return &SealedBucket[T]{shelf{db: db, kind: sealedKind, other: plainKind, name: []byte(name)}}
 }
 
 func (b *SealedBucket[T]) keyring() (*Keyring, error) {
@@ -122,14 +78,7 @@ func (b *SealedBucket[T]) Put(ctx context.Context, key string, v T) error {
 	if err != nil {
 		return fmt.Errorf("store: %s: put %q: %w", b.name, key, err)
 	}
-	err = b.db.batched(ctx, func(tx *bolt.Tx) error {
-		bk, err := b.write(tx)
-		if err != nil {
-			return err
-		}
-		return bk.Put([]byte(key), data)
-	})
-	if err != nil {
+	if err := b.put(ctx, key, data); err != nil {
 		return fmt.Errorf("store: %s: put %q: %w", b.name, key, err)
 	}
 	return nil
@@ -142,16 +91,7 @@ func (b *SealedBucket[T]) Get(ctx context.Context, key string) (T, bool, error) 
 	found := false
 	ring, err := b.keyring()
 	if err == nil {
-		err = b.db.view(ctx, func(tx *bolt.Tx) error {
-			bk, err := b.read(tx)
-			if err != nil || bk == nil {
-				return err
-			}
-			data := bk.Get([]byte(key))
-			if data == nil {
-				return nil
-			}
-			found = true
+		found, err = b.get(ctx, key, func(data []byte) (err error) {
 			v, err = b.decode(ring, key, data)
 			return err
 		})
@@ -169,13 +109,7 @@ func (b *SealedBucket[T]) Get(ctx context.Context, key string) (T, bool, error) 
 func (b *SealedBucket[T]) Delete(ctx context.Context, key string) error {
 	_, err := b.keyring()
 	if err == nil {
-		err = b.db.update(ctx, func(tx *bolt.Tx) error {
-			bk, err := b.read(tx)
-			if err != nil || bk == nil {
-				return err
-			}
-			return bk.Delete([]byte(key))
-		})
+		err = b.delete(ctx, key)
 	}
 	if err != nil {
 		return fmt.Errorf("store: %s: delete %q: %w", b.name, key, err)
@@ -190,28 +124,12 @@ func (b *SealedBucket[T]) List(ctx context.Context, prefix string, limit int) ([
 	var out []T
 	ring, err := b.keyring()
 	if err == nil {
-		err = b.db.view(ctx, func(tx *bolt.Tx) error {
-			bk, err := b.read(tx)
-			if err != nil || bk == nil {
+		err = b.list(ctx, prefix, limit, func(k, data []byte) error {
+			v, err := b.decode(ring, string(k), data)
+			if err != nil {
 				return err
 			}
-			p := []byte(prefix)
-			c := bk.Cursor()
-			for k, data := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, data = c.Next() {
-				if limit > 0 && len(out) >= limit {
-					return nil
-				}
-				v, err := b.decode(ring, string(k), data)
-				if err != nil {
-					return fmt.Errorf("%q: %w", k, err)
-				}
-				out = append(out, v)
-				if len(out)%1024 == 0 {
-					if err := ctx.Err(); err != nil {
-						return err
-					}
-				}
-			}
+			out = append(out, v)
 			return nil
 		})
 	}
